@@ -1,0 +1,3 @@
+from radialog.cli import main
+
+raise SystemExit(main())
