@@ -193,7 +193,6 @@ def _decode_pillow_image(im: ImageFile.ImageFile, name: str, max_side: int, fmt:
             f"{name} is {im.size[0]} x {im.size[1]} pixels ({im.mode}); decoding it would need "
             f"{need / 2**30:.1f} GiB. Downscale it (e.g. to 4096 px) before reading"
         )
-    bits = _png_bit_depth(im) if fmt == "png" else 8
     try:
         im.load()
         if fmt == "jpeg":
@@ -203,8 +202,8 @@ def _decode_pillow_image(im: ImageFile.ImageFile, name: str, max_side: int, fmt:
         raise InvalidImageError(
             f"{name} is truncated or corrupt ({exc}); re-export or re-download the image"
         ) from None
-    if im.mode.startswith("I;16") or (im.mode == "I" and bits == 16):
-        bits = 16
+    # Pillow hides the stored bit depth; 16-bit grey PNG/TIFF open as I;16 (or I).
+    bits = 16 if im.mode.startswith("I;16") or im.mode == "I" else 8
     reduced = pixels.shape != original
     return XRay(
         pixels=pixels,
@@ -215,17 +214,12 @@ def _decode_pillow_image(im: ImageFile.ImageFile, name: str, max_side: int, fmt:
     )
 
 
-def _png_bit_depth(im: Image.Image) -> int:
-    # Pillow hides the IHDR bit depth; 16-bit grey opens as I;16, everything else is 8-bit.
-    return 16 if im.mode.startswith("I;16") or im.mode == "I" else 8
-
-
 def _to_gray_array(im: Image.Image, max_side: int) -> np.ndarray:
-    """Grayscale float32 array, reduced to max_side; 16-bit precision kept."""
-    factor = math.ceil(max(im.size) / max_side)
+    """Grayscale float32 array with the long side at most max_side; 16-bit precision kept."""
+    # Integer box reduction first (cheap, bounded memory), then an exact small resize.
+    factor = max(1, max(im.size) // max_side)
     if im.mode.startswith("I;16"):
-        arr = _reduce_strips(im, factor)
-        return arr
+        return fit_max_side(_reduce_strips(im, factor), max_side)
     if im.mode in ("P", "PA", "LA", "RGBA", "CMYK", "YCbCr", "1", "La", "RGBa", "LAB", "HSV"):
         im = im.convert("RGB") if im.mode not in ("1", "LA", "La") else im.convert("L")
     if factor > 1:
@@ -233,7 +227,21 @@ def _to_gray_array(im: Image.Image, max_side: int) -> np.ndarray:
         im = im.reduce(factor)
     if im.mode == "RGB":
         im = im.convert("L")  # ITU-R 601-2 luma, as PIL.convert("L") everywhere else
-    return np.asarray(im, dtype=np.float32)
+    return fit_max_side(np.asarray(im, dtype=np.float32), max_side)
+
+
+def fit_max_side(arr: np.ndarray, max_side: int) -> np.ndarray:
+    """Area-resample a 2-D float array so its long side is at most max_side (aspect kept)."""
+    h, w = arr.shape
+    if max(h, w) <= max_side:
+        return np.ascontiguousarray(arr, dtype=np.float32)
+    scale = max_side / max(h, w)
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    # BOX never overshoots the input range, unlike Lanczos.
+    small = Image.fromarray(np.ascontiguousarray(arr, dtype=np.float32)).resize(
+        size, Image.Resampling.BOX
+    )
+    return np.asarray(small, dtype=np.float32)
 
 
 def _reduce_strips(im: Image.Image, factor: int) -> np.ndarray:

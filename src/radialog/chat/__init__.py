@@ -1,0 +1,17 @@
+"""Dialog sessions about one chest X-ray: report, follow-ups, correction check, saving."""
+
+from radialog.chat.commands import HELP, Command, CommandError, parse_command, resolve_label
+from radialog.chat.session import CorrectionResult, GenerationOptions, Reply, Session, Turn
+
+__all__ = [
+    "HELP",
+    "Command",
+    "CommandError",
+    "CorrectionResult",
+    "GenerationOptions",
+    "Reply",
+    "Session",
+    "Turn",
+    "parse_command",
+    "resolve_label",
+]

@@ -1,0 +1,92 @@
+"""Saving a dialog as JSON or Markdown, atomically (a crash never leaves half a file)."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from radialog import DISCLAIMER, __version__
+
+if TYPE_CHECKING:
+    from radialog.chat.session import Session
+
+
+def session_dict(session: Session) -> dict[str, Any]:
+    """Everything needed to read the dialog later. No patient identifiers are ever stored:
+    the session never holds DICOM headers, only pixels."""
+    return {
+        "radialog_version": __version__,
+        "saved_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "model": getattr(session.model, "name", None) or type(session.model).__name__,
+        "image": None
+        if session.xray is None
+        else {
+            "format": session.xray.format,
+            "shape": list(session.xray.shape),
+            "view": session.xray.view,
+        },
+        "findings": session.findings,
+        "predicted": session.predicted,
+        "report": session.current_report,
+        "turns": [t.to_dict() for t in session.turns],
+        "notices": list(session.notices),
+        "disclaimer": DISCLAIMER,
+    }
+
+
+def session_markdown(session: Session) -> str:
+    data = session_dict(session)
+    lines = ["# Chest X-ray report and dialog", "", f"> **{DISCLAIMER}**", ""]
+    lines.append(f"Model: `{data['model']}` · saved {data['saved_at']}")
+    if data["findings"]:
+        lines += [
+            "",
+            "## Findings (classifier probability)",
+            "",
+            "| finding | probability | predicted |",
+        ]
+        lines.append("|---|---:|:---:|")
+        for label, p in data["findings"].items():
+            lines.append(f"| {label} | {p:.2f} | {'yes' if label in data['predicted'] else ''} |")
+    if data["report"]:
+        lines += ["", "## Report", "", data["report"]]
+    follow = [t for t in session.turns if t.kind != "report"]
+    if follow:
+        lines += ["", "## Dialog", ""]
+        for t in follow:
+            who = "**You**" if t.role == "user" else "**RaDialog**"
+            lines += [f"{who}: {t.text}", ""]
+    if data["notices"]:
+        lines += ["", "_" + "; ".join(data["notices"]) + "_"]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def write_json(session: Session, path: str | Path) -> Path:
+    return atomic_write_text(
+        path, json.dumps(session_dict(session), indent=2, ensure_ascii=False) + "\n"
+    )
+
+
+def write_markdown(session: Session, path: str | Path) -> Path:
+    return atomic_write_text(path, session_markdown(session))
+
+
+def atomic_write_text(path: str | Path, text: str) -> Path:
+    """Write to a temporary file in the same folder, fsync, then rename over the target."""
+    target = Path(path).expanduser()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return target

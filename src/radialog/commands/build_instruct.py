@@ -1,0 +1,158 @@
+"""`radialog build-instruct`: write the instruct dataset (LLaVA-format JSONL) for a dataset."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from radialog.errors import InvalidInputError
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from radialog.data.instruct import TASKS
+    from radialog.data.registry import DATASETS
+
+    parser.add_argument("--dataset", required=True, help=f"dataset name: {', '.join(DATASETS)}")
+    parser.add_argument(
+        "--dataset-arg",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="adapter argument, repeatable (e.g. root=/data/mimic-cxr-jpg/2.0.0, path=my.csv, "
+        "split_file=r2gen_annotation.json)",
+    )
+    parser.add_argument("--split", default="train", help="split to build from (default: train)")
+    parser.add_argument(
+        "--out", default="out/instruct", help="output folder (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--size", type=int, default=None, help="number of samples (default: one pass)"
+    )
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--tasks",
+        default=",".join(TASKS),
+        help="comma-separated tasks (default: all): " + ", ".join(TASKS),
+    )
+    parser.add_argument(
+        "--context-probs",
+        default="0.6,0.2,0.2",
+        help="probabilities of full,partial,none report context for follow-ups (default: %(default)s)",
+    )
+    parser.add_argument("--normal-fraction", type=float, default=1 / 14)
+    parser.add_argument("--abnormal-repeats", type=int, default=2)
+    parser.add_argument(
+        "--replay-model",
+        default="none",
+        help="base LLM for replay pseudo ground truth: smollm2, a model path, or none (default: none; "
+        "then easy_language/summarize/region_qa are skipped and correction answers with the report)",
+    )
+    parser.add_argument("--replay-batch", type=int, default=8)
+    parser.add_argument(
+        "--replay-cache", default=None, help="answer cache (default: OUT/replay_cache.jsonl)"
+    )
+
+
+def _value(text: str) -> Any:
+    low = text.lower()
+    if low in {"true", "false"}:
+        return low == "true"
+    if low == "none":
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        return text
+
+
+def _dataset_kwargs(items: list[str]) -> dict[str, Any]:
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise InvalidInputError(f"--dataset-arg {item!r}: expected KEY=VALUE")
+        out[key.strip()] = _value(value.strip())
+    return out
+
+
+def _context_probs(text: str) -> tuple[float, float, float]:
+    try:
+        values = tuple(float(x) for x in text.split(","))
+    except ValueError:
+        values = ()
+    if len(values) != 3 or min(values) < 0 or sum(values) <= 0:
+        raise InvalidInputError(
+            f"--context-probs {text!r}: give three non-negative numbers, e.g. 0.6,0.2,0.2"
+        )
+    return values  # type: ignore[return-value]
+
+
+def run(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.table import Table
+
+    from radialog.data.instruct import CONTEXTS, InstructConfig, build_instruct
+    from radialog.data.registry import load_dataset
+    from radialog.data.replay import make_pseudo_labeler
+
+    tasks = tuple(t.strip() for t in args.tasks.split(",") if t.strip())
+    try:
+        config = InstructConfig(
+            tasks=tasks,
+            seed=args.seed,
+            size=args.size,
+            context_probs=_context_probs(args.context_probs),
+            normal_fraction=args.normal_fraction,
+            abnormal_repeats=args.abnormal_repeats,
+        )
+    except ValueError as exc:
+        raise InvalidInputError(str(exc)) from None
+    studies = load_dataset(args.dataset, args.split, **_dataset_kwargs(args.dataset_arg))
+    if not studies:
+        raise InvalidInputError(f"dataset {args.dataset!r} has no studies in split {args.split!r}")
+    out = Path(args.out)
+    cache = Path(args.replay_cache) if args.replay_cache else out / "replay_cache.jsonl"
+    replay = make_pseudo_labeler(args.replay_model, cache, batch_size=args.replay_batch)
+
+    console = Console(stderr=True)
+    with Progress(
+        TextColumn("building"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+    ) as bar:
+        job = bar.add_task("samples", total=args.size)
+        result = build_instruct(
+            studies,
+            out / "instruct.jsonl",
+            config,
+            replay=replay,
+            progress=lambda _s: bar.advance(job),
+        )
+    summary = {
+        "dataset": args.dataset,
+        "split": args.split,
+        "studies": len(studies),
+        "samples": result.total,
+        "config": {**vars(config), "tasks": list(config.tasks)},
+        "replay_model": args.replay_model,
+        "counts": result.counts,
+    }
+    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+
+    table = Table(title=f"instruct samples ({args.dataset}, {args.split}, {len(studies)} studies)")
+    table.add_column("task")
+    for context in CONTEXTS:
+        table.add_column(context, justify="right")
+    table.add_column("total", justify="right")
+    for task in config.tasks:
+        row = result.counts.get(task, {})
+        table.add_row(task, *(str(row.get(c, 0)) for c in CONTEXTS), str(sum(row.values())))
+    table.add_row("all", *("" for _ in CONTEXTS), str(result.total), style="bold")
+    Console().print(table)
+    Console().print(f"wrote {result.path}")
+    return 0

@@ -1,0 +1,145 @@
+"""`radialog chat IMAGE`: the report, then a dialog about it in the terminal.
+
+Answers stream as they are generated. Works with piped input (stdin not a TTY): one
+message or command per line. Type /help for the commands.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import TextIO
+
+from radialog.commands._common import add_model_argument, load_model
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("image", help="chest X-ray: PNG, JPEG (8/16-bit) or DICOM")
+    add_model_argument(parser)
+    parser.add_argument("--max-new-tokens", type=int, default=None, help="answer length cap")
+    parser.add_argument(
+        "--max-context-tokens",
+        type=int,
+        default=None,
+        help="history budget (prompt + answer); older follow-ups are dropped beyond it",
+    )
+    parser.add_argument("--sample", action="store_true", help="sample instead of greedy decoding")
+    parser.add_argument("--temperature", type=float, default=0.7, help="with --sample")
+    parser.add_argument("--top-p", type=float, default=0.9, help="with --sample")
+    parser.add_argument(
+        "--seed", type=int, default=None, help="with --sample: reproducible answers"
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    from radialog.chat import GenerationOptions, Session
+    from radialog.imaging.io import read_xray
+
+    xray = read_xray(args.image)  # a bad file fails before the slower model load
+    model = load_model(args)
+    options = GenerationOptions(
+        max_new_tokens=args.max_new_tokens,
+        do_sample=args.sample,
+        temperature=args.temperature,
+        top_p=args.top_p,
+        seed=args.seed,
+    )
+    session = Session(model, xray, max_context_tokens=args.max_context_tokens, options=options)
+    return ChatLoop(session, sys.stdin, sys.stdout).run()
+
+
+class ChatLoop:
+    """The terminal dialog: reads lines, streams answers, handles session commands."""
+
+    def __init__(self, session, stdin: TextIO, stdout: TextIO) -> None:  # noqa: ANN001
+        self.session = session
+        self.stdin = stdin
+        self.out = stdout
+        self.interactive = stdin.isatty()
+
+    def run(self) -> int:
+        from radialog import DISCLAIMER
+
+        self._write(f"{DISCLAIMER}\n\n")
+        self.session.analyse()
+        self._write(self._findings_block())
+        self._write("\nReport:\n")
+        self.session.report(self._streamer())
+        self._write("\n\nAsk a question or type /help.\n")
+        while True:
+            line = self._read()
+            if line is None:
+                break
+            line = line.strip()
+            if not line:
+                continue
+            if not self.handle(line):
+                break
+        return 0
+
+    def handle(self, line: str) -> bool:
+        """Handle one line; False to quit."""
+        from radialog.chat import HELP, parse_command
+        from radialog.errors import RadialogError
+
+        try:
+            cmd = parse_command(line)
+            if cmd is not None and cmd.name == "quit":
+                return False
+            if cmd is not None and cmd.name == "help":
+                self._write(HELP + "\n")
+                return True
+            if cmd is not None and cmd.name == "reset":
+                self.session.reset()
+                self._write("Follow-ups forgotten; the report is kept.\n")
+                return True
+            if cmd is not None and cmd.name == "save":
+                path = Path(cmd.argument).expanduser()
+                saved = (
+                    self.session.to_markdown(path)
+                    if path.suffix.lower() in (".md", ".markdown")
+                    else self.session.to_json(path)
+                )
+                self._write(f"Saved to {saved}\n")
+                return True
+            self._write("radialog> ")
+            reply = self.session.respond(line, self._streamer())
+            self._write("\n")
+            if reply.correction is not None:
+                self._write(reply.correction.summary() + "\n")
+            for notice in self.session.notices:
+                self._write(f"(note: {notice})\n")
+            self.session.notices.clear()
+        except RadialogError as exc:
+            self._write(f"\nerror: {exc}\n")
+        except OSError as exc:
+            self._write(f"\nerror: cannot save: {exc}\n")
+        return True
+
+    def _streamer(self):  # noqa: ANN202
+        from radialog.chat.streaming import TextDeltaStreamer
+
+        return TextDeltaStreamer(self.session.model.codec, self._write)
+
+    def _findings_block(self) -> str:
+        lines = ["Findings (classifier probability, * = given to the report prompt):"]
+        for label, p in self.session.findings.items():
+            mark = "*" if label in self.session.predicted else " "
+            lines.append(f"  {mark} {label:<28} {p:5.2f}")
+        return "\n".join(lines) + "\n"
+
+    def _read(self) -> str | None:
+        if self.interactive:
+            try:
+                return input("\nyou> ")
+            except EOFError:
+                return None
+        line = self.stdin.readline()
+        if line and line.strip():
+            self._write(f"\nyou> {line.strip()}\n")  # echo piped input: a readable transcript
+        return line if line else None
+
+    def _write(self, text: str) -> None:
+        self.out.write(text)
+        self.out.flush()

@@ -1,0 +1,51 @@
+"""`radialog demo`: the main job on the embedded default model, non-interactively.
+
+Reports on the bundled example X-ray, then asks two follow-up questions in the same dialog.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+from radialog.commands._common import add_model_argument, load_model
+from radialog.commands.report import format_report
+
+FOLLOW_UPS = (
+    "Is there any pleural effusion?",
+    "Summarize this report in one sentence.",
+)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--image", default=None, help="X-ray to use instead of the bundled example")
+    add_model_argument(parser)
+    parser.add_argument("--max-new-tokens", type=int, default=120, help="per answer")
+
+
+def run(args: argparse.Namespace) -> int:
+    from radialog.chat import Session
+    from radialog.chat.session import GenerationOptions
+    from radialog.imaging import example_image_path
+
+    image = args.image or str(example_image_path())
+    print(f"radialog demo: {image}")
+    start = time.perf_counter()
+    model = load_model(args)
+    print(f"model: {model.name} (loaded in {time.perf_counter() - start:.1f} s)")
+    if not getattr(model, "is_trained", True):
+        print(
+            "NOTE: no trained weights found for this model: running the UNTRAINED default "
+            "assembly, so the text below is not meaningful."
+        )
+    session = Session(model, image, options=GenerationOptions(max_new_tokens=args.max_new_tokens))
+    start = time.perf_counter()
+    session.report()
+    print()
+    print(format_report(session.report_data))
+    print(f"(report in {time.perf_counter() - start:.1f} s)")
+    for question in FOLLOW_UPS:
+        start = time.perf_counter()
+        answer = session.ask(question)
+        print(f"\nUSER: {question}\nRADIALOG: {answer}  ({time.perf_counter() - start:.1f} s)")
+    return 0

@@ -1,0 +1,199 @@
+"""`radialog eval`: generate, score and tabulate on a dataset; or compare two runs.
+
+    radialog eval --model radialog-mini --dataset phantom-iu --split test --out runs/mini
+    radialog eval --model DIR --dataset mimic --dataset-arg root=/data/mimic-cxr-jpg/2.0.0 --tasks all
+    radialog eval --compare runs/no-findings runs/mini
+
+A killed run continues where it stopped when rerun with the same --out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+from radialog.commands._common import add_model_argument
+from radialog.errors import InvalidInputError
+
+log = logging.getLogger(__name__)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_model_argument(parser)
+    parser.add_argument(
+        "--dataset",
+        default="phantom-iu",
+        help="phantom-iu, iu, mimic or custom (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--dataset-arg",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="extra dataset option, repeatable (mimic: root=DIR; custom: path=FILE; iu: split_file=FILE)",
+    )
+    parser.add_argument("--split", default="test", help="train, val or test (default: %(default)s)")
+    parser.add_argument(
+        "--tasks",
+        default="rg",
+        help="comma list of rg, correction, binary_qa, all_qa, impression, view, or 'all' (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--out", default=None, help="run folder (default: runs/eval-<model>-<dataset>-<split>)"
+    )
+    parser.add_argument("--limit", type=int, default=None, help="evaluate only the first N items")
+    parser.add_argument(
+        "--batch-size", type=int, default=8, help="generation batch size (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--no-findings",
+        action="store_true",
+        help="ablation: image-only prompt (the 'Predicted Findings' sentence removed)",
+    )
+    parser.add_argument(
+        "--images",
+        choices=("frontal", "all"),
+        default=None,
+        help="one frontal image per study, or every image (RaDialog on MIMIC); default: all for mimic, else frontal",
+    )
+    parser.add_argument(
+        "--labeler", default="rules", help="'rules' or a CheXbert checkpoint path (default: rules)"
+    )
+    parser.add_argument(
+        "--reference-labels",
+        choices=("text", "dataset"),
+        default="text",
+        help="reference labels for CE: the labeler on the reference findings (RaDialog) or the dataset's labels",
+    )
+    parser.add_argument("--no-bertscore", action="store_true", help="skip BERTScore")
+    parser.add_argument("--no-meteor", action="store_true", help="skip METEOR (needs Java)")
+    parser.add_argument(
+        "--bootstrap",
+        type=int,
+        default=1000,
+        help="bootstrap resamples for CIs (default: %(default)s)",
+    )
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument(
+        "--compare",
+        nargs=2,
+        metavar=("DIR_A", "DIR_B"),
+        default=None,
+        help="paired bootstrap between two finished runs (B - A), matched by item id",
+    )
+
+
+def _dataset_kwargs(pairs: list[str]) -> dict[str, str]:
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise InvalidInputError(
+                f"--dataset-arg {pair!r}: expected KEY=VALUE, e.g. root=/data/mimic"
+            )
+        out[key.strip()] = value
+    return out
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.compare:
+        return _run_compare(args)
+    from radialog.commands._common import load_model
+    from radialog.data import load_dataset
+    from radialog.evaluation import EvalOptions, parse_tasks, run_eval
+
+    dataset = args.dataset.strip().lower()
+    options = EvalOptions(
+        tasks=parse_tasks(args.tasks),
+        use_findings=not args.no_findings,
+        images=args.images or ("all" if dataset == "mimic" else "frontal"),
+        batch_size=args.batch_size,
+        limit=args.limit,
+        labeler=args.labeler,
+        reference_labels=args.reference_labels,
+        bertscore=not args.no_bertscore,
+        meteor=not args.no_meteor,
+        n_bootstrap=args.bootstrap,
+        seed=args.seed,
+    )
+    options.resolved_tasks()  # fail on a typo before loading anything
+    kwargs = _dataset_kwargs(args.dataset_arg)
+    if dataset == "mimic":
+        kwargs.setdefault("require_findings", "true")
+        kwargs["require_findings"] = str(kwargs["require_findings"]).lower() in ("1", "true", "yes")
+    studies = load_dataset(dataset, args.split, **kwargs)
+    model_label = Path(args.model).name if Path(args.model).exists() else args.model
+    suffix = "-nofindings" if args.no_findings else ""
+    out = Path(args.out or f"runs/eval-{model_label}-{dataset}-{args.split}{suffix}")
+    model = load_model(args)
+    with _progress() as progress:
+        result = run_eval(
+            model,
+            studies,
+            out,
+            options,
+            model_name=model_label,
+            dataset=dataset,
+            split=args.split,
+            progress=progress,
+        )
+    _print_summary(result, out)
+    return 0
+
+
+def _run_compare(args: argparse.Namespace) -> int:
+    from radialog.evaluation.compare import compare_runs
+
+    a, b = (Path(p) for p in args.compare)
+    out = Path(args.out) if args.out else None
+    result = compare_runs(
+        a,
+        b,
+        out=out,
+        n_bootstrap=args.bootstrap,
+        seed=args.seed,
+        labeler=args.labeler,
+        bertscore=not args.no_bertscore,
+        meteor=not args.no_meteor,
+    )
+    from radialog.evaluation.tables import render_comparison
+
+    print(render_comparison(result))
+    return 0
+
+
+class _progress:
+    """A rich progress line per task (`progress(task, n_done)` callback)."""
+
+    def __enter__(self):
+        from rich.progress import Progress
+
+        self._bar = Progress(transient=True)
+        self._bar.__enter__()
+        self._tasks: dict[str, int] = {}
+        return self
+
+    def __call__(self, task: str, n: int) -> None:
+        if task not in self._tasks:
+            self._tasks[task] = self._bar.add_task(task, total=None)
+        self._bar.advance(self._tasks[task], n)
+
+    def __exit__(self, *exc) -> None:
+        self._bar.__exit__(*exc)
+
+
+def _print_summary(result: dict, out: Path) -> None:
+    from radialog.evaluation.tables import RG_COLUMNS, fmt_metric
+
+    rg = result["tasks"].get("rg")
+    if rg:
+        cells = [
+            f"{name} {fmt_metric(rg['metrics'].get(key), scale, dec, ci=False)}"
+            for name, key, scale, dec in RG_COLUMNS
+        ]
+        print(
+            f"{result['run']['model']} on {result['run']['dataset']} (n={rg['n']}): "
+            + "  ".join(cells)
+        )
+    print(f"wrote {out / 'report.md'}, {out / 'metrics.json'}, {out / 'predictions.jsonl'}")

@@ -1,0 +1,44 @@
+"""`radialog report IMAGE`: findings with probabilities and a draft report for one image."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from radialog.commands._common import add_model_argument, load_model
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("image", help="chest X-ray: PNG, JPEG (8/16-bit) or DICOM")
+    add_model_argument(parser)
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--max-new-tokens", type=int, default=None, help="generation length cap")
+
+
+def run(args: argparse.Namespace) -> int:
+    from radialog.imaging.io import read_xray
+
+    # Read first: a bad file should fail before the (slower) model load.
+    xray = read_xray(args.image)
+    model = load_model(args)
+    kwargs = {} if args.max_new_tokens is None else {"max_new_tokens": args.max_new_tokens}
+    report = model.generate_report(xray, **kwargs)
+    payload = report.to_dict()
+    if args.json:
+        json.dump(payload, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+        return 0
+    print(format_report(payload))
+    return 0
+
+
+def format_report(payload: dict) -> str:
+    """Human-readable rendering of a report dict (the `--json` shape)."""
+    lines = [f"Model: {payload['model']}", "", "Findings (probability):"]
+    predicted = set(payload["predicted"])
+    for label, prob in payload["findings"].items():
+        mark = "*" if label in predicted else " "
+        lines.append(f"  {mark} {label:<28} {prob:5.2f}")
+    lines += ["", "Report:", f"  {payload['report']}", "", payload["disclaimer"]]
+    return "\n".join(lines)

@@ -1,0 +1,75 @@
+"""`radialog serve`: the OpenAI-compatible HTTP API and the web page (uvicorn)."""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import logging
+import os
+
+from radialog.commands._common import add_model_argument, load_model
+
+log = logging.getLogger(__name__)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_model_argument(parser)
+    parser.add_argument("--host", default="127.0.0.1", help="bind address (default: loopback only)")
+    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument(
+        "--api-key",
+        default=os.environ.get("RADIALOG_API_KEY"),
+        help="require this key (Authorization: Bearer KEY); default env RADIALOG_API_KEY",
+    )
+    parser.add_argument("--max-upload-mb", type=float, default=20.0, help="largest image accepted")
+    parser.add_argument("--max-concurrency", type=int, default=1, help="model calls at once")
+    parser.add_argument(
+        "--queue-size", type=int, default=8, help="requests that may wait; then 503"
+    )
+    parser.add_argument(
+        "--timeout", type=float, default=120.0, help="seconds per request; then 504"
+    )
+    parser.add_argument("--max-new-tokens", type=int, default=300, help="answer length cap")
+    parser.add_argument(
+        "--max-context-tokens", type=int, default=None, help="history budget per conversation"
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from radialog.errors import RadialogError
+    from radialog.serve import ServeSettings, create_app
+
+    try:
+        settings = ServeSettings(
+            max_upload_mb=args.max_upload_mb,
+            max_concurrency=args.max_concurrency,
+            queue_size=args.queue_size,
+            timeout_s=args.timeout,
+            max_new_tokens=args.max_new_tokens,
+            max_context_tokens=args.max_context_tokens,
+            api_key=args.api_key or None,
+        )
+    except ValueError as exc:
+        raise RadialogError(str(exc)) from None
+    if not _is_loopback(args.host) and settings.api_key is None:
+        log.warning(
+            "serving on %s without an API key: anyone who can reach this address can use it "
+            "(set --api-key or RADIALOG_API_KEY)",
+            args.host,
+        )
+    model = load_model(args)
+    app = create_app(model, settings)
+    print(f"radialog serving {model.name} on http://{args.host}:{args.port}/ (Ctrl-C to stop)")
+    uvicorn.run(app, host=args.host, port=args.port, log_level="info")
+    return 0
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

@@ -1,0 +1,576 @@
+"""The instruct dataset: report generation plus nine follow-up tasks, as LLaVA-format JSONL.
+
+Sample format (one JSON object per line):
+    {"id", "image": path | [paths] | null, "conversations": [{"from": "human"|"gpt", "value"}],
+     "task", "context": "full"|"partial"|"none", "study", "source"}
+`source` says where the answer comes from: "reference" (report text), "labels", "evidence"
+(labeler sentences) or "replay:<generator id>" (base-LLM pseudo ground truth).
+
+Tasks:
+- report: the report-generation prompt (`radialog.model.prompt.report_prompt` with the study's
+  positive labels) -> findings. Stratified as in RaDialog: abnormal studies `abnormal_repeats`
+  times (2), normal ones (No Finding, or nothing positive) kept with the probability that makes
+  them `normal_fraction` (1/14) of the report samples.
+- binary_qa: "Is there any X?" -> "yes"/"no" from labels; with p=0.6 (when a positive exists)
+  about a positive label, else about a label that is neither positive nor uncertain.
+- list_findings: positive labels, lower case, ", "-joined ("no common findings" if none).
+- easy_language, summarize, region_qa (heart/lungs/pleura/bones/devices): replay tasks, the
+  answer is the base LLM's answer to "Report: <findings>\n<instruction>".
+- correction: an incorrect report made from the true one by removing the labeler's evidence
+  sentences of some positive findings and/or inserting evidence sentences of a finding this
+  study lacks, taken from another study. The labeler re-reads the incorrect report; what it
+  gains is to be removed, what it lost is to be added (No Finding ignored); nothing -> no
+  sample. The answer is the base LLM's adapted report (replay) when a replay model is given,
+  else the true findings ("reference").
+- reasoning: "Why do you think the patient has X?" -> the labeler's evidence sentences for X.
+- impression: findings in context -> the impression section.
+- view: "<image> From what view ...?" (single turn) -> the image's view position.
+
+Follow-up tasks are two-turn: the report-generation turn and its report, then the task turn.
+Context dropping (binary_qa, list_findings, easy_language, summarize, region_qa, reasoning):
+with probabilities `context_probs` the preceding report is full, partial (a random proper
+subset of its sentences, kept in order; needs >= 2 sentences, else full) or none (the report
+turn is left out and the task turn starts with `<image>`, so the answer must come from the
+image). correction and impression always see their report; view never does.
+
+Each study draws its tasks from a random generator seeded by (seed, epoch, study id), so the
+output is byte-identical for a seed, and samples are written as they are produced.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import os
+import random
+import re
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from radialog.data import instruct_prompts as P
+from radialog.data._labeling import get_labeler
+from radialog.data.replay import Chat, PseudoLabeler
+from radialog.data.study import Study, StudyImage, stable_seed
+from radialog.labels import CHEXPERT_LABELS, NO_FINDING, join_human
+
+logger = logging.getLogger(__name__)
+
+TASKS: tuple[str, ...] = (
+    "report",
+    "binary_qa",
+    "list_findings",
+    "easy_language",
+    "summarize",
+    "region_qa",
+    "correction",
+    "reasoning",
+    "impression",
+    "view",
+)
+FOLLOWUP_TASKS = TASKS[1:]
+REPLAY_TASKS = frozenset({"easy_language", "summarize", "region_qa", "correction"})
+DROPPABLE = frozenset(
+    {"binary_qa", "list_findings", "easy_language", "summarize", "region_qa", "reasoning"}
+)
+CONTEXTS = ("full", "partial", "none")
+_SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9(])")
+
+
+@dataclass
+class InstructConfig:
+    tasks: tuple[str, ...] = TASKS
+    seed: int = 0
+    size: int | None = None  # total samples; None = one pass over the studies
+    context_probs: tuple[float, float, float] = (0.6, 0.2, 0.2)
+    abnormal_repeats: int = 2
+    normal_fraction: float = 1 / 14
+    followups_per_study: int = 1
+    positive_question_prob: float = 0.6
+    max_epochs: int = 1000
+
+    def __post_init__(self) -> None:
+        unknown = [t for t in self.tasks if t not in TASKS]
+        if unknown:
+            raise ValueError(f"unknown task(s) {', '.join(unknown)}; known: {', '.join(TASKS)}")
+        if (
+            len(self.context_probs) != 3
+            or min(self.context_probs) < 0
+            or sum(self.context_probs) <= 0
+        ):
+            raise ValueError(
+                "context_probs must be three non-negative numbers (full, partial, none)"
+            )
+        if not 0 <= self.normal_fraction <= 1:
+            raise ValueError("normal_fraction must be in [0, 1]")
+
+
+@dataclass
+class _Draft:
+    sample: dict[str, Any]
+    replay: Chat | None = None  # the chat whose answer becomes the last gpt turn
+
+
+def split_report_sentences(text: str) -> list[str]:
+    """Sentences of a report, original wording kept (for partial context and corrections)."""
+    return [s.strip() for s in _SENTENCE.split(text.strip()) if s.strip()]
+
+
+def _norm(text: str) -> str:
+    from radialog.labeler.text import clean_text
+
+    return " ".join(clean_text(text).lower().split()).strip(" .")
+
+
+def _contains_any(sentence: str, evidence: Iterable[str]) -> bool:
+    s = _norm(sentence)
+    return any(e and (e in s or s in e) for e in (_norm(x) for x in evidence))
+
+
+class InstructBuilder:
+    """Streams instruct samples for a list of studies.
+
+    labeler: labeler name/object for evidence sentences and re-labelling corrections.
+    replay: PseudoLabeler for the replay tasks; None drops easy_language, summarize and
+        region_qa, and makes correction answer with the reference report.
+    """
+
+    def __init__(
+        self,
+        studies: Sequence[Study],
+        config: InstructConfig | None = None,
+        labeler: Any = "rules",
+        replay: PseudoLabeler | None = None,
+        replay_batch: int = 16,
+    ) -> None:
+        self.studies = list(studies)
+        self.config = config or InstructConfig()
+        self.labeler = get_labeler(labeler)
+        self.replay = replay
+        self.replay_batch = max(1, replay_batch)
+        self.counts: Counter[tuple[str, str]] = Counter()
+        tasks = list(self.config.tasks)
+        if replay is None:
+            skipped = [t for t in tasks if t in REPLAY_TASKS - {"correction"}]
+            if skipped:
+                logger.warning("no replay model: skipping %s", ", ".join(skipped))
+            tasks = [t for t in tasks if t not in skipped]
+        self.tasks = tuple(tasks)
+        self.followups = tuple(t for t in self.tasks if t in FOLLOWUP_TASKS)
+        self.keep_normal = self._normal_keep_probability()
+        self._label = functools.lru_cache(maxsize=4096)(self._label_uncached)
+
+    # ------------------------------------------------------------------ bookkeeping
+
+    def _normal_keep_probability(self) -> float:
+        """Probability of keeping a normal study's report sample (RaDialog's 1/14 stratification)."""
+        rg = [s for s in self.studies if s.findings and s.labels is not None]
+        normal = sum(s.is_normal for s in rg)
+        abnormal = len(rg) - normal
+        f = self.config.normal_fraction
+        if normal == 0 or abnormal == 0 or f >= 1:
+            return 1.0
+        return min(1.0, f / (1 - f) * self.config.abnormal_repeats * abnormal / normal)
+
+    def _label_uncached(self, text: str) -> tuple[dict[str, int | None], dict[str, list[str]]]:
+        result = self.labeler.label([text])[0]
+        return dict(result.labels), {k: list(v) for k, v in result.evidence.items()}
+
+    # ------------------------------------------------------------------ the stream
+
+    def samples(self) -> Iterator[dict[str, Any]]:
+        """Samples in output order; stops at `config.size` when set."""
+        emitted = 0
+        limit = self.config.size
+        pending: list[_Draft] = []
+        n_replay = 0
+        for draft in self._drafts():
+            pending.append(draft)
+            n_replay += draft.replay is not None
+            # Without replay work pending, drafts go out at once; else they wait for a batch.
+            if n_replay == 0 or n_replay >= self.replay_batch:
+                for sample in self._resolve(pending):
+                    yield sample
+                    emitted += 1
+                    if limit is not None and emitted >= limit:
+                        return
+                pending, n_replay = [], 0
+        for sample in self._resolve(pending):
+            yield sample
+            emitted += 1
+            if limit is not None and emitted >= limit:
+                return
+
+    def _resolve(self, drafts: list[_Draft]) -> Iterator[dict[str, Any]]:
+        chats = [d.replay for d in drafts if d.replay is not None]
+        answers = iter(self.replay(chats) if chats and self.replay is not None else [])
+        for draft in drafts:
+            sample = draft.sample
+            if draft.replay is not None:
+                answer = next(answers).strip()
+                if not answer:
+                    continue  # the generator said nothing: no usable target
+                sample["conversations"][-1]["value"] = answer
+            self.counts[(sample["task"], sample["context"])] += 1
+            yield sample
+
+    def _drafts(self) -> Iterator[_Draft]:
+        order = list(range(len(self.studies)))
+        epochs = 1 if self.config.size is None else self.config.max_epochs
+        for epoch in range(epochs):
+            random.Random(stable_seed("order", self.config.seed, epoch)).shuffle(order)
+            produced = 0
+            for index in order:
+                study = self.studies[index]
+                rng = random.Random(stable_seed(self.config.seed, epoch, study.id))
+                for draft in self._study_drafts(study, rng, epoch):
+                    produced += 1
+                    yield draft
+            if produced == 0:
+                logger.warning("no study yields any sample for tasks %s", ", ".join(self.tasks))
+                return
+
+    def _study_drafts(self, study: Study, rng: random.Random, epoch: int) -> Iterator[_Draft]:
+        has_report = bool(study.findings) and study.labels is not None
+        if "report" in self.tasks and has_report:
+            copies = 1 if study.is_normal else self.config.abnormal_repeats
+            keep = rng.random() < self.keep_normal if study.is_normal else True
+            for k in range(copies if keep else 0):
+                yield self._draft(
+                    study, "report", epoch, k, [self._report_turns(study)], "full", "reference"
+                )
+        if not self.followups:
+            return
+        candidates = list(self.followups)
+        rng.shuffle(candidates)
+        made = 0
+        for task in candidates:
+            if made >= self.config.followups_per_study:
+                break
+            draft = getattr(self, f"_task_{task}")(study, rng, epoch)
+            if draft is not None:
+                made += 1
+                yield draft
+
+    # ------------------------------------------------------------------ sample assembly
+
+    def _report_turns(self, study: Study) -> tuple[str, str]:
+        from radialog.model.prompt import findings_text, report_prompt
+
+        return report_prompt(findings_text(study.positives, clean=False)), study.findings
+
+    def _draft(
+        self,
+        study: Study,
+        task: str,
+        epoch: int,
+        k: int,
+        turns: list[tuple[str, str]],
+        context: str,
+        source: str,
+        image: StudyImage | None = None,
+        replay: Chat | None = None,
+    ) -> _Draft:
+        conversations = []
+        for human, gpt in turns:
+            conversations += [{"from": "human", "value": human}, {"from": "gpt", "value": gpt}]
+        image = image or study.frontal_image()
+        sample = {
+            "id": f"{study.id}:{task}:{epoch}:{k}",
+            "image": str(image.path) if image is not None and image.path is not None else None,
+            "conversations": conversations,
+            "task": task,
+            "context": context,
+            "study": study.id,
+            "source": source,
+        }
+        return _Draft(sample, replay)
+
+    def _followup(
+        self,
+        study: Study,
+        task: str,
+        rng: random.Random,
+        epoch: int,
+        instruction: str,
+        answer: str,
+        source: str,
+        context: str | None = None,
+        report_text: str | None = None,
+        replay: Chat | None = None,
+        image: StudyImage | None = None,
+    ) -> _Draft:
+        from radialog.model.prompt import IMAGE_PLACEHOLDER
+
+        if context is None:
+            context = self._pick_context(study, task, rng)
+        prompt, findings = self._report_turns(study)
+        if report_text is not None:
+            findings = report_text
+        if context == "partial":
+            sentences = split_report_sentences(findings)
+            keep = sorted(rng.sample(range(len(sentences)), rng.randint(1, len(sentences) - 1)))
+            findings = " ".join(sentences[i] for i in keep)
+        if context == "none":
+            turns: list[tuple[str, str]] = []
+            instruction = f"{IMAGE_PLACEHOLDER} {instruction}"
+        else:
+            turns = [(prompt, findings)]
+        turns.append((instruction, answer))
+        return self._draft(study, task, epoch, 0, turns, context, source, image, replay)
+
+    def _pick_context(self, study: Study, task: str, rng: random.Random) -> str:
+        if task not in DROPPABLE:
+            return "full"
+        if not study.findings:
+            return "none"
+        context = rng.choices(CONTEXTS, weights=self.config.context_probs)[0]
+        if context == "partial" and len(split_report_sentences(study.findings)) < 2:
+            return "full"
+        return context
+
+    def _replay_source(self) -> str:
+        assert self.replay is not None
+        return f"replay:{self.replay.generator_id}"
+
+    # ------------------------------------------------------------------ tasks
+
+    def _task_binary_qa(self, study: Study, rng: random.Random, epoch: int) -> _Draft | None:
+        if study.labels is None:
+            return None
+        positives = [p for p in study.positives if p != NO_FINDING]
+        if positives and rng.random() < self.config.positive_question_prob:
+            label, answer = rng.choice(positives), "yes"
+        else:
+            # Not positive and not uncertain: a "no" must be a real no.
+            negatives = [n for n in CHEXPERT_LABELS[1:] if study.labels.get(n) not in (1, -1)]
+            if not negatives:
+                return None
+            label, answer = rng.choice(negatives), "no"
+        question = rng.choice(P.BINARY_QA).format(finding=label.lower(), Finding=label)
+        return self._followup(study, "binary_qa", rng, epoch, question, answer, "labels")
+
+    def _task_list_findings(self, study: Study, rng: random.Random, epoch: int) -> _Draft | None:
+        if study.labels is None:
+            return None
+        from radialog.model.prompt import findings_text
+
+        answer = findings_text(study.positives, clean=False)
+        return self._followup(
+            study, "list_findings", rng, epoch, rng.choice(P.LIST_FINDINGS), answer, "labels"
+        )
+
+    def _replay_task(
+        self, study: Study, rng: random.Random, epoch: int, task: str, instruction: str
+    ) -> _Draft | None:
+        if not study.findings or self.replay is None:
+            return None
+        chat = [
+            {
+                "role": "user",
+                "content": P.REPLAY_SINGLE.format(report=study.findings, instruction=instruction),
+            }
+        ]
+        return self._followup(
+            study, task, rng, epoch, instruction, "", self._replay_source(), replay=chat
+        )
+
+    def _task_easy_language(self, study: Study, rng: random.Random, epoch: int) -> _Draft | None:
+        return self._replay_task(study, rng, epoch, "easy_language", rng.choice(P.EASY_LANGUAGE))
+
+    def _task_summarize(self, study: Study, rng: random.Random, epoch: int) -> _Draft | None:
+        return self._replay_task(study, rng, epoch, "summarize", rng.choice(P.SUMMARIZE))
+
+    def _task_region_qa(self, study: Study, rng: random.Random, epoch: int) -> _Draft | None:
+        region = rng.choice(sorted(P.REGION_QA))
+        return self._replay_task(study, rng, epoch, "region_qa", rng.choice(P.REGION_QA[region]))
+
+    def _task_reasoning(self, study: Study, rng: random.Random, epoch: int) -> _Draft | None:
+        if not study.findings or study.labels is None:
+            return None
+        labels, evidence = self._label(study.findings)
+        options = [
+            n for n in study.positives if n != NO_FINDING and labels.get(n) == 1 and evidence.get(n)
+        ]
+        if not options:
+            return None
+        label = rng.choice(options)
+        answer = " ".join(dict.fromkeys(evidence[label]))
+        question = rng.choice(P.REASONING).format(finding=label.lower())
+        return self._followup(study, "reasoning", rng, epoch, question, answer, "evidence")
+
+    def _task_impression(self, study: Study, rng: random.Random, epoch: int) -> _Draft | None:
+        if not (study.findings and study.impression):
+            return None
+        return self._followup(
+            study, "impression", rng, epoch, rng.choice(P.IMPRESSION), study.impression, "reference"
+        )
+
+    def _task_view(self, study: Study, rng: random.Random, epoch: int) -> _Draft | None:
+        from radialog.model.prompt import IMAGE_PLACEHOLDER
+
+        with_view = [im for im in study.images if im.view]
+        if not with_view:
+            return None
+        image = rng.choice(with_view)
+        question = f"{IMAGE_PLACEHOLDER} {rng.choice(P.VIEW)}"
+        return self._draft(
+            study, "view", epoch, 0, [(question, image.view)], "none", "metadata", image
+        )
+
+    def _task_correction(self, study: Study, rng: random.Random, epoch: int) -> _Draft | None:
+        if not study.findings or study.labels is None:
+            return None
+        true_labels, evidence = self._label(study.findings)
+        sentences = split_report_sentences(study.findings)
+        true_pos = {n for n, v in true_labels.items() if v == 1 and n != NO_FINDING}
+        modes = []
+        removable = [n for n in sorted(true_pos) if evidence.get(n)]
+        if removable:
+            modes.append("remove")
+        modes.append("add")
+        if removable:
+            modes.append("both")
+        mode = rng.choice(modes)
+        wrong = list(sentences)
+        if mode in {"remove", "both"}:
+            drop = rng.sample(removable, rng.randint(1, min(2, len(removable))))
+            ev = [s for n in drop for s in evidence[n]]
+            wrong = [s for s in wrong if not _contains_any(s, ev)]
+        if mode in {"add", "both"}:
+            insert = self._foreign_sentence(study, true_labels, rng)
+            if insert is None and mode == "add":
+                return None
+            if insert is not None:
+                wrong.insert(rng.randint(0, len(wrong)), insert)
+        wrong_text = " ".join(wrong)
+        if not wrong_text or wrong_text == " ".join(sentences):
+            return None
+        wrong_labels, _ = self._label(wrong_text)
+        wrong_pos = {n for n, v in wrong_labels.items() if v == 1 and n != NO_FINDING}
+        order = {n: i for i, n in enumerate(CHEXPERT_LABELS)}
+        to_add = sorted(true_pos - wrong_pos, key=order.get)
+        to_remove = sorted(wrong_pos - true_pos, key=order.get)
+        if not to_add and not to_remove:
+            return None
+        add, remove = join_human(to_add).lower(), join_human(to_remove).lower()
+        if to_add and to_remove:
+            instruction = rng.choice(P.CORRECTION_BOTH).format(add=add, remove=remove)
+        elif to_add:
+            instruction = rng.choice(P.CORRECTION_ADD).format(add=add)
+        else:
+            instruction = rng.choice(P.CORRECTION_REMOVE).format(
+                remove=remove, Remove=remove.capitalize()
+            )
+        if self.replay is not None:
+            changes = " ".join(
+                ([P.REPLAY_CORRECTION_REMOVE.format(remove=remove)] if to_remove else [])
+                + ([P.REPLAY_CORRECTION_ADD.format(add=add)] if to_add else [])
+            )
+            chat = [
+                {"role": "user", "content": P.REPLAY_CORRECTION_FIRST},
+                {"role": "assistant", "content": wrong_text},
+                {"role": "user", "content": P.REPLAY_CORRECTION.format(changes=changes)},
+            ]
+            return self._followup(
+                study,
+                "correction",
+                rng,
+                epoch,
+                instruction,
+                "",
+                self._replay_source(),
+                context="full",
+                report_text=wrong_text,
+                replay=chat,
+            )
+        return self._followup(
+            study,
+            "correction",
+            rng,
+            epoch,
+            instruction,
+            study.findings,
+            "reference",
+            context="full",
+            report_text=wrong_text,
+        )
+
+    def _foreign_sentence(
+        self, study: Study, labels: dict[str, int | None], rng: random.Random, tries: int = 8
+    ) -> str | None:
+        """An evidence sentence of a finding this study does not have, from another study."""
+        for _ in range(tries):
+            other = self.studies[rng.randrange(len(self.studies))]
+            if other.id == study.id or not other.findings:
+                continue
+            other_labels, other_evidence = self._label(other.findings)
+            options = [
+                n
+                for n, v in other_labels.items()
+                if v == 1
+                and n != NO_FINDING
+                and labels.get(n) in (0, None)
+                and other_evidence.get(n)
+            ]
+            if options:
+                return rng.choice(other_evidence[rng.choice(options)])
+        return None
+
+
+# ---------------------------------------------------------------------- writing
+
+
+@dataclass
+class BuildResult:
+    path: Path
+    total: int
+    counts: dict[str, dict[str, int]] = field(default_factory=dict)  # task -> context -> n
+
+
+def write_jsonl(samples: Iterable[dict[str, Any]], path: str | Path) -> int:
+    """Write samples one per line (atomically: a temp file renamed at the end)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    n = 0
+    try:
+        with tmp.open("w", encoding="utf-8", newline="\n") as handle:
+            for sample in samples:
+                handle.write(json.dumps(sample, ensure_ascii=False) + "\n")
+                n += 1
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return n
+
+
+def build_instruct(
+    studies: Sequence[Study],
+    out_path: str | Path,
+    config: InstructConfig | None = None,
+    labeler: Any = "rules",
+    replay: PseudoLabeler | None = None,
+    progress: Any = None,
+) -> BuildResult:
+    """Build and write the instruct JSONL; returns per-task/context counts.
+
+    progress: optional callable called with each sample (e.g. a progress-bar update).
+    """
+    builder = InstructBuilder(studies, config, labeler=labeler, replay=replay)
+
+    def stream() -> Iterator[dict[str, Any]]:
+        for sample in builder.samples():
+            if progress is not None:
+                progress(sample)
+            yield sample
+
+    total = write_jsonl(stream(), out_path)
+    counts: dict[str, dict[str, int]] = {}
+    for (task, context), n in sorted(builder.counts.items()):
+        counts.setdefault(task, {})[context] = n
+    return BuildResult(Path(out_path), total, counts)

@@ -1,0 +1,560 @@
+"""RadialogModel: image encoder -> adapter -> image tokens for the LLM, plus the findings classifier.
+
+Images are explicit tensors: the `<image>` placeholder in a prompt expands to the adapter's N image
+embeddings, spliced into `inputs_embeds` between the token embeddings of the text around it (no
+magic token ids). One image per conversation; the placeholder may appear at most once.
+
+Saved layout (`save_pretrained`): `config.json` + `model.safetensors` (encoder, adapter,
+classifier encoder/head and its thresholds: the trained parts only) + `adapter/` (peft LoRA).
+The base LLM is referenced through `config.llm.source`, never copied.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from radialog import DISCLAIMER
+from radialog.errors import CheckpointError, InvalidImageError, ModelNotFoundError
+from radialog.labels import CHEXPERT_LABELS, clean_no_finding, positives_from_probabilities
+from radialog.model.adapters import build_adapter
+from radialog.model.classifier import FindingsHead
+from radialog.model.config import (
+    EncoderConfig,
+    RadialogConfig,
+    available_configs,
+    load_named_config,
+)
+from radialog.model.encoders import build_encoder
+from radialog.model.llm import TokenCodec, apply_lora, load_llm, load_lora
+from radialog.model.prompt import IMAGE_PLACEHOLDER, Conversation, findings_text, report_conversation
+
+log = logging.getLogger(__name__)
+
+IGNORE_INDEX = -100
+WEIGHTS_NAME = "model.safetensors"
+CONFIG_NAME = "config.json"
+ADAPTER_DIR = "adapter"
+
+
+def weights_root() -> Path:
+    """Directory of embedded trained models (`src/radialog/weights/<name>/`)."""
+    return Path(__file__).resolve().parents[1] / "weights"
+
+
+@dataclass
+class Report:
+    """A generated report. `findings`: probability per CheXpert label (canonical order);
+    `predicted`: labels above their threshold after RaDialog's No-Finding rule (the findings
+    given to the LLM); `timings`: seconds per stage."""
+
+    findings: dict[str, float]
+    predicted: list[str]
+    text: str
+    model: str
+    timings: dict[str, float] = field(default_factory=dict)
+    disclaimer: str = DISCLAIMER
+    # The dialog so far (report prompt + this report), for follow-up questions.
+    conversation: Conversation | None = field(default=None, repr=False, compare=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "findings": {k: float(v) for k, v in self.findings.items()},
+            "predicted": list(self.predicted),
+            "report": self.text,
+            "model": self.model,
+            "disclaimer": self.disclaimer,
+            "timings": {k: round(float(v), 4) for k, v in self.timings.items()},
+        }
+
+
+@dataclass
+class ImageAnalysis:
+    """What the model sees in one image: classifier output and the LLM image tokens."""
+
+    probabilities: torch.Tensor  # (14,)
+    predicted: list[str]
+    image_tokens: torch.Tensor  # (1, N, llm_hidden)
+    timings: dict[str, float]
+
+    @property
+    def findings(self) -> dict[str, float]:
+        return dict(zip(CHEXPERT_LABELS, self.probabilities.tolist(), strict=True))
+
+
+class RadialogModel(nn.Module):
+    """See the module docstring. Build with `from_config` or `from_pretrained`."""
+
+    def __init__(
+        self,
+        config: RadialogConfig,
+        *,
+        llm: Any = None,
+        tokenizer: Any = None,
+        adapter_dir: Path | None = None,
+        trainable_lora: bool = True,
+    ) -> None:
+        super().__init__()
+        self.config = config
+        self.is_trained = False
+        if llm is None:
+            llm, tokenizer = load_llm(config.llm)
+        llm_hidden = int(llm.get_input_embeddings().weight.shape[1])
+
+        # Seeded so the untrained parts are reproducible from the config alone.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(config.seed)
+            self.encoder = build_encoder(config.encoder)
+            grid = self._grid(config.encoder, self.encoder)
+            self.adapter = build_adapter(
+                config.adapter, self.encoder.out_channels, llm_hidden, grid[0] * grid[1]
+            )
+            if config.classifier.shared_encoder or config.classifier.encoder is None:
+                self.classifier_encoder = None
+                cls_channels = self.encoder.out_channels
+            else:
+                self.classifier_encoder = build_encoder(config.classifier.encoder)
+                cls_channels = self.classifier_encoder.out_channels
+            self.classifier = FindingsHead(config.classifier, cls_channels)
+
+        if adapter_dir is not None:
+            llm = load_lora(llm, adapter_dir)
+            if trainable_lora:
+                for name, p in llm.named_parameters():
+                    if "lora_" in name:
+                        p.requires_grad_(True)
+        elif config.llm.lora is not None:
+            llm = apply_lora(llm, config.llm.lora)
+        self.llm = llm
+        self.tokenizer = tokenizer
+        self.codec = TokenCodec(tokenizer)
+        self.eval()
+
+    @staticmethod
+    def _grid(cfg: EncoderConfig, encoder: nn.Module) -> tuple[int, int]:
+        if cfg.kind == "biovil_t":
+            # Five stride-2 stages, each ceil(s / 2): 448 -> 14, 488 -> 16. Avoids a ResNet-50
+            # forward pass at build time.
+            s = cfg.crop
+            for _ in range(5):
+                s = (s + 1) // 2
+            return s, s
+        return encoder.grid_size(cfg.crop)
+
+    # ------------------------------------------------------------------ construction / IO
+
+    @classmethod
+    def from_config(
+        cls, name_or_cfg: str | RadialogConfig, *, llm_source: str | None = None
+    ) -> RadialogModel:
+        """An untrained model (random encoder/adapter/classifier, base LLM + fresh LoRA)."""
+        cfg = load_named_config(name_or_cfg) if isinstance(name_or_cfg, str) else name_or_cfg
+        if llm_source:
+            cfg.llm.source = llm_source
+        model = cls(cfg)
+        model.is_trained = False
+        return model
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        dir_or_name: str | Path,
+        *,
+        llm_source: str | None = None,
+        trainable: bool = False,
+    ) -> RadialogModel:
+        """Load a saved model directory, or a name: `radialog-mini` resolves to the embedded
+        weights if present, else the untrained default assembly (`is_trained` False)."""
+        path = Path(dir_or_name).expanduser()
+        if path.is_dir():
+            return cls._load_dir(path, llm_source=llm_source, trainable=trainable)
+        name = str(dir_or_name)
+        embedded = weights_root() / name
+        if (embedded / CONFIG_NAME).is_file():
+            return cls._load_dir(embedded, llm_source=llm_source, trainable=trainable)
+        if name in available_configs():
+            log.warning("no trained weights for %s: building the untrained model", name)
+            return cls.from_config(name, llm_source=llm_source)
+        raise ModelNotFoundError(
+            f"model {name!r} is neither a saved model directory nor a known model name "
+            f"({', '.join(available_configs())}); train one or pass the directory of a saved model"
+        )
+
+    @classmethod
+    def _load_dir(cls, path: Path, *, llm_source: str | None, trainable: bool) -> RadialogModel:
+        from safetensors import safe_open
+        from safetensors.torch import load_file
+
+        if not (path / CONFIG_NAME).is_file() or not (path / WEIGHTS_NAME).is_file():
+            raise ModelNotFoundError(
+                f"{path} is not a saved radialog model (needs {CONFIG_NAME} and {WEIGHTS_NAME})"
+            )
+        data = json.loads((path / CONFIG_NAME).read_text(encoding="utf-8"))
+        cfg = RadialogConfig.from_dict(data)
+        if llm_source:
+            cfg.llm.source = llm_source
+        adapter = path / ADAPTER_DIR
+        model = cls(
+            cfg,
+            adapter_dir=adapter if (adapter / "adapter_config.json").is_file() else None,
+            trainable_lora=trainable,
+        )
+        state = load_file(str(path / WEIGHTS_NAME))
+        missing, unexpected = model._trained_modules().load_state_dict(state, strict=False)
+        if missing or unexpected:
+            raise CheckpointError(
+                f"{path / WEIGHTS_NAME} does not match config {cfg.name!r}: "
+                f"missing {missing[:5]}, unexpected {unexpected[:5]}"
+            )
+        with safe_open(str(path / WEIGHTS_NAME), framework="pt") as f:
+            meta = f.metadata() or {}
+        model.is_trained = meta.get("is_trained", "true") == "true"
+        return model
+
+    def _trained_modules(self) -> nn.ModuleDict:
+        parts = {"encoder": self.encoder, "adapter": self.adapter, "classifier": self.classifier}
+        if self.classifier_encoder is not None:
+            parts["classifier_encoder"] = self.classifier_encoder
+        return nn.ModuleDict(parts)
+
+    def save_pretrained(self, out_dir: str | Path) -> Path:
+        """Write config + trained parts + LoRA adapter atomically (temp dir, then rename)."""
+        from safetensors.torch import save_file
+
+        out = Path(out_dir).expanduser().resolve()
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp-"))
+        try:
+            (tmp / CONFIG_NAME).write_text(self.config.to_json(), encoding="utf-8")
+            state = {
+                k: v.detach().cpu().contiguous()
+                for k, v in self._trained_modules().state_dict().items()
+            }
+            save_file(state, str(tmp / WEIGHTS_NAME), metadata={"is_trained": str(self.is_trained).lower()})
+            if hasattr(self.llm, "peft_config"):
+                self.llm.save_pretrained(str(tmp / ADAPTER_DIR), safe_serialization=True)
+            if out.exists():
+                old = out.with_name(f".{out.name}.old-{time.time_ns()}")
+                out.rename(old)
+                tmp.rename(out)
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                tmp.rename(out)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        return out
+
+    # ------------------------------------------------------------------ properties
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.encoder.parameters()).device
+
+    @property
+    def num_image_tokens(self) -> int:
+        return int(self.adapter.num_image_tokens)
+
+    @property
+    def llm_hidden_size(self) -> int:
+        return int(self.llm.get_input_embeddings().weight.shape[1])
+
+    @property
+    def thresholds(self) -> torch.Tensor:
+        return self.classifier.thresholds
+
+    def image_transform(self) -> Any:
+        """The report encoder's preprocessing (radialog.imaging.XRayTransform)."""
+        from radialog.imaging.preprocess import XRayTransform
+
+        return XRayTransform(resize=self.config.encoder.resize, crop=self.config.encoder.crop)
+
+    def classifier_transform(self) -> Any:
+        from radialog.imaging.preprocess import XRayTransform
+
+        enc = self.config.classifier_encoder
+        return XRayTransform(resize=enc.resize, crop=enc.crop)
+
+    # ------------------------------------------------------------------ image branch
+
+    def encode_image(self, pixels: torch.Tensor) -> torch.Tensor:
+        """(B, 3, H, W) in [0, 1] at the encoder crop -> image tokens (B, N, llm_hidden)."""
+        features = self.encoder(pixels.to(self.device))
+        tokens = self.adapter(features)
+        return tokens.to(self.llm.get_input_embeddings().weight.dtype)
+
+    def classifier_logits(self, pixels: torch.Tensor) -> torch.Tensor:
+        """(B, 3, H, W) at the classifier crop -> logits (B, 14), differentiable (training)."""
+        encoder = self.classifier_encoder if self.classifier_encoder is not None else self.encoder
+        return self.classifier(encoder(pixels.to(self.device)))
+
+    @torch.inference_mode()
+    def predict_findings(self, pixels: torch.Tensor) -> torch.Tensor:
+        """(B, 3, H, W) at the classifier crop -> sigmoid probabilities (B, 14), canonical order."""
+        return torch.sigmoid(self.classifier_logits(pixels).float())
+
+    def predicted_labels(self, probabilities: torch.Tensor | Sequence[float]) -> list[str]:
+        """Labels above their threshold, with RaDialog's No-Finding rule applied."""
+        probs = [float(p) for p in probabilities]
+        return clean_no_finding(positives_from_probabilities(probs, self.thresholds.tolist()))
+
+    # ------------------------------------------------------------------ text branch
+
+    def _sequence(
+        self, conversation: Conversation, image_tokens: torch.Tensor | None, train: bool
+    ) -> tuple[torch.Tensor, torch.Tensor, tuple[int, int] | None]:
+        """(embeddings (L, H), labels (L,), image span) for one conversation."""
+        if train:
+            prompt, target = conversation.training_pair()
+        else:
+            prompt, target = conversation.render(), None
+        segments = self.codec.encode_segments(prompt)
+        if len(segments) > 2:
+            raise ValueError(f"a conversation may contain {IMAGE_PLACEHOLDER} at most once")
+        if len(segments) == 2 and image_tokens is None:
+            raise ValueError(f"the prompt contains {IMAGE_PLACEHOLDER} but no image was given")
+        embed = self.llm.get_input_embeddings()
+        device = embed.weight.device
+        parts: list[torch.Tensor] = []
+        labels: list[torch.Tensor] = []
+        span = None
+        for i, ids in enumerate(segments):
+            if i == 1:
+                img = image_tokens.to(device=device, dtype=embed.weight.dtype)
+                start = sum(p.shape[0] for p in parts)
+                span = (start, start + img.shape[0])
+                parts.append(img)
+                labels.append(torch.full((img.shape[0],), IGNORE_INDEX, device=device))
+            t = torch.tensor(ids, dtype=torch.long, device=device)
+            parts.append(embed(t))
+            labels.append(torch.full_like(t, IGNORE_INDEX))
+        if target is not None:
+            t = torch.tensor(
+                self.codec.encode(target, add_prefix=False) + [self.codec.eos_token_id],
+                dtype=torch.long,
+                device=device,
+            )
+            parts.append(embed(t))
+            labels.append(t)
+        return torch.cat(parts), torch.cat(labels), span
+
+    def prepare_inputs(
+        self,
+        conversations: Sequence[Conversation],
+        image_tokens: torch.Tensor | Sequence[torch.Tensor | None] | None = None,
+        *,
+        images: torch.Tensor | None = None,
+        train: bool = True,
+        return_spans: bool = False,
+    ) -> dict[str, Any]:
+        """Batch conversations into LLM inputs with image embeddings spliced in.
+
+        `images` (B, 3, H, W) are encoded here (gradients flow into encoder/adapter);
+        or pass precomputed `image_tokens` (B, N, H) / a list with None for text-only samples.
+        `train=True`: the target is each conversation's last assistant turn (+ EOS); labels are
+        -100 elsewhere; right padding. `train=False`: open prompt for generation; left padding.
+        Sequences longer than `config.llm.max_length` are truncated (right for training, left
+        for generation). Returns dict(inputs_embeds, attention_mask[, labels][, image_spans]).
+        """
+        if images is not None:
+            image_tokens = self.encode_image(images)
+        if image_tokens is None:
+            per_sample: list[torch.Tensor | None] = [None] * len(conversations)
+        else:
+            per_sample = list(image_tokens)
+            if len(per_sample) != len(conversations):
+                raise ValueError("need one image per conversation")
+        seqs = [self._sequence(c, t, train) for c, t in zip(conversations, per_sample, strict=True)]
+        max_len = self.config.llm.max_length
+        trimmed = []
+        for emb, lab, span in seqs:
+            if emb.shape[0] > max_len:
+                if train:
+                    emb, lab = emb[:max_len], lab[:max_len]
+                else:
+                    cut = emb.shape[0] - max_len
+                    emb, lab = emb[cut:], lab[cut:]
+                    span = None if span is None else (span[0] - cut, span[1] - cut)
+            trimmed.append((emb, lab, span))
+        length = max(e.shape[0] for e, _, _ in trimmed)
+        embed = self.llm.get_input_embeddings()
+        pad_vec = embed(torch.tensor([self.codec.pad_token_id], device=embed.weight.device))[0]
+        batch_e, batch_m, batch_l, spans = [], [], [], []
+        for emb, lab, span in trimmed:
+            n_pad = length - emb.shape[0]
+            pad_e = pad_vec.expand(n_pad, -1)
+            pad_l = torch.full((n_pad,), IGNORE_INDEX, dtype=lab.dtype, device=lab.device)
+            ones = torch.ones(emb.shape[0], dtype=torch.long, device=lab.device)
+            zeros = torch.zeros(n_pad, dtype=torch.long, device=lab.device)
+            if train:
+                batch_e.append(torch.cat([emb, pad_e]))
+                batch_l.append(torch.cat([lab, pad_l]))
+                batch_m.append(torch.cat([ones, zeros]))
+                spans.append(span)
+            else:
+                batch_e.append(torch.cat([pad_e, emb]))
+                batch_l.append(torch.cat([pad_l, lab]))
+                batch_m.append(torch.cat([zeros, ones]))
+                spans.append(None if span is None else (span[0] + n_pad, span[1] + n_pad))
+        out: dict[str, Any] = {
+            "inputs_embeds": torch.stack(batch_e),
+            "attention_mask": torch.stack(batch_m),
+        }
+        if train:
+            out["labels"] = torch.stack(batch_l)
+        if return_spans:
+            out["image_spans"] = spans
+        return out
+
+    def forward(
+        self,
+        conversations: Sequence[Conversation],
+        images: torch.Tensor | None = None,
+        image_tokens: torch.Tensor | Sequence[torch.Tensor | None] | None = None,
+    ) -> Any:
+        """Training forward: LM loss on each conversation's last assistant turn.
+        Returns the HF CausalLMOutput (`.loss`, `.logits`)."""
+        inputs = self.prepare_inputs(conversations, image_tokens, images=images, train=True)
+        return self.llm(**inputs)
+
+    def loss(
+        self,
+        conversations: Sequence[Conversation],
+        images: torch.Tensor | None = None,
+        image_tokens: torch.Tensor | Sequence[torch.Tensor | None] | None = None,
+    ) -> torch.Tensor:
+        return self.forward(conversations, images=images, image_tokens=image_tokens).loss
+
+    @torch.inference_mode()
+    def generate_batch(
+        self,
+        conversations: Sequence[Conversation],
+        image_tokens: torch.Tensor | Sequence[torch.Tensor | None] | None = None,
+        *,
+        max_new_tokens: int | None = None,
+        do_sample: bool = False,
+        temperature: float = 1.0,
+        top_p: float = 1.0,
+        streamer: Any = None,
+    ) -> list[str]:
+        """Continue each conversation (which must end with a user turn); greedy by default."""
+        inputs = self.prepare_inputs(conversations, image_tokens, train=False)
+        kwargs: dict[str, Any] = {
+            "max_new_tokens": max_new_tokens or self.config.max_new_tokens,
+            "do_sample": do_sample,
+            "eos_token_id": self.codec.eos_token_id,
+            "pad_token_id": self.codec.pad_token_id,
+            "streamer": streamer,
+        }
+        if do_sample:
+            kwargs.update(temperature=temperature, top_p=top_p)
+        else:  # silence generation-config warnings about unused sampling params
+            kwargs.update(temperature=None, top_p=None, top_k=None)
+        if self.tokenizer.convert_ids_to_tokens(self.codec.eos_token_id) != "</s>":
+            # A model that spells out the RaDialog separator should stop there too.
+            kwargs.update(stop_strings=["</s>"], tokenizer=self.tokenizer)
+        out = self.llm.generate(**inputs, **kwargs)
+        return [self.codec.decode(row) for row in out]
+
+    def generate(
+        self,
+        conversation: Conversation,
+        image_tokens: torch.Tensor | None = None,
+        *,
+        max_new_tokens: int | None = None,
+        do_sample: bool = False,
+        temperature: float = 1.0,
+        top_p: float = 1.0,
+        streamer: Any = None,
+    ) -> str:
+        """The assistant's reply to a conversation ending with a user turn. `image_tokens`:
+        (N, H) or (1, N, H) from `encode_image`, required if the prompt has `<image>`."""
+        if image_tokens is not None and image_tokens.ndim == 2:
+            image_tokens = image_tokens[None]
+        return self.generate_batch(
+            [conversation],
+            image_tokens,
+            max_new_tokens=max_new_tokens,
+            do_sample=do_sample,
+            temperature=temperature,
+            top_p=top_p,
+            streamer=streamer,
+        )[0]
+
+    # ------------------------------------------------------------------ end to end
+
+    def _read(self, image: Any) -> Any:
+        from radialog.imaging.io import XRay, read_xray
+
+        if isinstance(image, XRay | np.ndarray):
+            return image
+        if isinstance(image, str | Path | bytes):
+            return read_xray(image)
+        try:
+            from PIL import Image
+
+            if isinstance(image, Image.Image):
+                return image
+        except ImportError:  # pragma: no cover
+            pass
+        raise InvalidImageError(
+            f"cannot use a {type(image).__name__} as an image; pass a path, bytes, XRay or 2-D array"
+        )
+
+    @torch.inference_mode()
+    def analyse_image(self, image: Any) -> ImageAnalysis:
+        """Read + preprocess one image, run the classifier and compute the LLM image tokens."""
+        timings: dict[str, float] = {}
+        t0 = time.perf_counter()
+        xray = self._read(image)
+        enc_tf = self.image_transform()
+        cls_tf = self.classifier_transform()
+        enc_pixels = enc_tf(xray)[None]
+        same = (enc_tf.resize, enc_tf.crop) == (cls_tf.resize, cls_tf.crop)
+        cls_pixels = enc_pixels if same else cls_tf(xray)[None]
+        timings["preprocess"] = time.perf_counter() - t0
+
+        t1 = time.perf_counter()
+        probs = self.predict_findings(cls_pixels)[0].cpu()
+        timings["classifier"] = time.perf_counter() - t1
+
+        t2 = time.perf_counter()
+        tokens = self.encode_image(enc_pixels)
+        timings["encode"] = time.perf_counter() - t2
+        return ImageAnalysis(probs, self.predicted_labels(probs), tokens, timings)
+
+    def generate_report(self, image: Any, *, max_new_tokens: int | None = None, streamer: Any = None) -> Report:
+        """Findings + report for one image (path, bytes, XRay, 2-D array or PIL image)."""
+        t0 = time.perf_counter()
+        analysis = self.analyse_image(image)
+        conversation = report_conversation(findings_text(analysis.predicted))
+        t1 = time.perf_counter()
+        text = self.generate(
+            conversation, analysis.image_tokens, max_new_tokens=max_new_tokens, streamer=streamer
+        )
+        timings = dict(analysis.timings)
+        timings["generate"] = time.perf_counter() - t1
+        timings["total"] = time.perf_counter() - t0
+        return Report(
+            findings=analysis.findings,
+            predicted=analysis.predicted,
+            text=text,
+            model=self.name,
+            timings=timings,
+            conversation=conversation.copy().add_assistant(text),
+        )

@@ -1,0 +1,150 @@
+"""Request and response models of the HTTP API (they generate the OpenAPI schema)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+MAX_TOKENS_LIMIT = 4096
+
+
+class ImageURL(BaseModel):
+    url: str = Field(
+        description="a data URI (data:image/png;base64,...) of PNG, JPEG or DICOM bytes"
+    )
+    detail: str | None = None
+
+
+class TextPart(BaseModel):
+    type: Literal["text"]
+    text: str
+
+
+class ImagePart(BaseModel):
+    type: Literal["image_url"]
+    image_url: ImageURL
+
+
+ContentPart = Annotated[TextPart | ImagePart, Field(discriminator="type")]
+
+
+class ChatMessage(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    role: Literal["system", "developer", "user", "assistant"]
+    content: str | list[ContentPart] | None = None
+    name: str | None = None
+
+
+class StreamOptions(BaseModel):
+    include_usage: bool = False
+
+
+class ChatCompletionRequest(BaseModel):
+    """The OpenAI chat-completions request; unknown OpenAI parameters are ignored."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    messages: list[ChatMessage] = Field(min_length=1, max_length=256)
+    model: str | None = None
+    stream: bool | None = False
+    stream_options: StreamOptions | None = None
+    max_tokens: int | None = Field(default=None, ge=1, le=MAX_TOKENS_LIMIT)
+    max_completion_tokens: int | None = Field(default=None, ge=1, le=MAX_TOKENS_LIMIT)
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    top_p: float | None = Field(default=None, gt=0, le=1)
+    n: int | None = Field(default=None, ge=1, le=1)
+    seed: int | None = None
+
+
+class Usage(BaseModel):
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+
+
+class AssistantMessage(BaseModel):
+    role: Literal["assistant"] = "assistant"
+    content: str
+
+
+class Choice(BaseModel):
+    index: int = 0
+    message: AssistantMessage
+    finish_reason: Literal["stop", "length"]
+
+
+class CorrectionInfo(BaseModel):
+    report: str
+    prompt: str | None
+    added: dict[str, bool]
+    removed: dict[str, bool]
+    other_changes: dict[str, list[str]]
+    applied: bool
+    kept_old: bool
+
+
+class RadialogInfo(BaseModel):
+    """radialog's additions to the OpenAI response (clients that do not know them ignore them)."""
+
+    kind: str = Field(description="report, ask, correct, easy, summary, impression or translate")
+    findings: dict[str, float] | None = None
+    predicted: list[str] | None = None
+    dropped_turns: int = 0
+    correction: CorrectionInfo | None = None
+    disclaimer: str
+
+
+class ChatCompletion(BaseModel):
+    id: str
+    object: Literal["chat.completion"] = "chat.completion"
+    created: int
+    model: str
+    choices: list[Choice]
+    usage: Usage
+    radialog: RadialogInfo
+
+
+class ReportResponse(BaseModel):
+    """Same shape as `radialog report --json`, plus the preview image when asked for."""
+
+    findings: dict[str, float]
+    predicted: list[str]
+    report: str
+    model: str
+    disclaimer: str
+    timings: dict[str, float]
+    image: str | None = Field(
+        default=None, description="preprocessed 8-bit PNG as a data URI (include_image=true)"
+    )
+
+
+class ModelCard(BaseModel):
+    id: str
+    object: Literal["model"] = "model"
+    created: int
+    owned_by: str = "radialog"
+
+
+class ModelList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[ModelCard]
+
+
+class Health(BaseModel):
+    status: Literal["ok"]
+    model: str
+    busy: int = Field(description="requests running or queued")
+    capacity: int
+
+
+class ErrorDetail(BaseModel):
+    message: str
+    type: str
+    code: str
+    param: str | None = None
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorDetail

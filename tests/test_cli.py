@@ -1,0 +1,42 @@
+"""The CLI dispatcher: help, unknown commands, user errors without tracebacks."""
+
+import subprocess
+import sys
+
+import pytest
+
+from radialog.cli import COMMANDS, main
+
+
+def test_help_lists_every_command(capsys):
+    assert main([]) == 0
+    out = capsys.readouterr().out
+    for name in COMMANDS:
+        assert name in out
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["--version"])
+    assert exc.value.code == 0
+    assert "radialog" in capsys.readouterr().out
+
+
+def test_unknown_command_fails(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["no-such-command"])
+    assert exc.value.code != 0
+
+
+def test_user_error_is_one_line_without_traceback(tmp_path):
+    bad = tmp_path / "notes.png"
+    bad.write_text("this is not an image")
+    proc = subprocess.run(
+        [sys.executable, "-m", "radialog", "report", str(bad)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    assert "error" in proc.stderr and "notes.png" in proc.stderr
