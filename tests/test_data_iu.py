@@ -15,7 +15,8 @@ SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 R2GEN = SHARED / "iu" / "r2gen_annotation.json"
 
 pytestmark = pytest.mark.skipif(
-    importlib.util.find_spec("torchxrayvision") is None, reason="torchxrayvision package data not installed"
+    importlib.util.find_spec("torchxrayvision") is None,
+    reason="torchxrayvision package data not installed",
 )
 
 

@@ -17,7 +17,13 @@ ROOT = Path(__file__).resolve().parent / "fixtures" / "mimic"
 def test_studies_splits_views_and_images() -> None:
     studies = load_mimic(ROOT)
     # s50000006 has no report file and is skipped.
-    assert [s.id for s in studies] == ["s50000001", "s50000002", "s50000003", "s50000004", "s50000005"]
+    assert [s.id for s in studies] == [
+        "s50000001",
+        "s50000002",
+        "s50000003",
+        "s50000004",
+        "s50000005",
+    ]
     by_id = {s.id: s for s in studies}
     assert by_id["s50000003"].split == "val"  # "validate" in the official file
     assert [im.view for im in by_id["s50000001"].images] == ["PA", "LATERAL"]
@@ -26,7 +32,11 @@ def test_studies_splits_views_and_images() -> None:
     for study in studies:
         for image in study.images:
             assert image.path is not None and image.path.is_file()
-            assert image.path.relative_to(ROOT).parts[:3] == ("files", "p10", f"p{study.meta['subject_id']}")
+            assert image.path.relative_to(ROOT).parts[:3] == (
+                "files",
+                "p10",
+                f"p{study.meta['subject_id']}",
+            )
 
 
 def test_sections() -> None:
@@ -65,7 +75,10 @@ def test_split_filter_and_registry() -> None:
     test = load_dataset("mimic", "test", root=ROOT)
     assert [s.id for s in test] == ["s50000004", "s50000005"]
     assert [s.id for s in load_dataset("mimic", "validate", root=ROOT)] == ["s50000003"]
-    assert [s.id for s in load_mimic(ROOT, "train", require_findings=True)] == ["s50000001", "s50000002"]
+    assert [s.id for s in load_mimic(ROOT, "train", require_findings=True)] == [
+        "s50000001",
+        "s50000002",
+    ]
     with pytest.raises(InvalidInputError, match="root="):
         load_dataset("mimic", "train")
     with pytest.raises(InvalidInputError, match="split.csv"):
@@ -84,4 +97,7 @@ def test_section_parser_synonyms_and_fallback() -> None:
         "comparison": "",
     }
     # No findings and no impression: the last paragraph stands in for the impression.
-    assert report_sections("Some header\n\nFirst part.\n\nLast words here.")["impression"] == "Last words here."
+    assert (
+        report_sections("Some header\n\nFirst part.\n\nLast words here.")["impression"]
+        == "Last words here."
+    )

@@ -19,7 +19,8 @@ SEED_CXR1 = 1136264119
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 R2GEN = SHARED / "iu" / "r2gen_annotation.json"
 needs_iu = pytest.mark.skipif(
-    importlib.util.find_spec("torchxrayvision") is None, reason="torchxrayvision package data not installed"
+    importlib.util.find_spec("torchxrayvision") is None,
+    reason="torchxrayvision package data not installed",
 )
 
 
@@ -31,14 +32,18 @@ def iu() -> IUXRay:
 
 def test_phantom_labels_rules() -> None:
     report = dict.fromkeys(CHEXPERT_LABELS)
-    report.update({"Cardiomegaly": 1, "Atelectasis": -1, "Pneumonia": 1, "Edema": 0, "No Finding": 0})
+    report.update(
+        {"Cardiomegaly": 1, "Atelectasis": -1, "Pneumonia": 1, "Edema": 0, "No Finding": 0}
+    )
     drawable = {"No Finding", "Cardiomegaly", "Atelectasis", "Edema", "Support Devices"}
     drawn, labels, dropped = phantom_labels(report, drawable)
     assert drawn == ["Cardiomegaly", "Atelectasis"]  # uncertain is drawn, canonical order
     assert dropped == ["Pneumonia"]  # mentioned but not drawable
     assert labels["Cardiomegaly"] == 1 and labels["Atelectasis"] == 1
     assert labels["Edema"] == 0 and labels["Support Devices"] == 0  # drawable, not drawn
-    assert labels["Pneumonia"] is None and labels["Fracture"] is None  # not drawable: no information
+    assert (
+        labels["Pneumonia"] is None and labels["Fracture"] is None
+    )  # not drawable: no information
     assert labels["No Finding"] == 0
     _, only_device, _ = phantom_labels({"Support Devices": 1}, drawable)
     assert only_device["No Finding"] == 1 and only_device["Support Devices"] == 1

@@ -44,7 +44,9 @@ def test_tiny_model_basics(tiny: RadialogModel) -> None:
     assert tiny.tokenizer.convert_ids_to_tokens(tiny.codec.eos_token_id) == "<|im_end|>"
     ids = tiny.codec.encode("a</s>b")
     assert ids.count(tiny.codec.eos_token_id) == 1
-    assert ids == tiny.codec.encode("a") + [tiny.codec.eos_token_id] + tiny.codec.encode("b", add_prefix=False)
+    assert ids == tiny.codec.encode("a") + [tiny.codec.eos_token_id] + tiny.codec.encode(
+        "b", add_prefix=False
+    )
     # Base LLM frozen, LoRA + image parts trainable.
     trainable = {n for n, p in tiny.llm.named_parameters() if p.requires_grad}
     assert trainable and all("lora_" in n for n in trainable)
@@ -102,7 +104,9 @@ def test_training_inputs_labels_and_padding(tiny: RadialogModel) -> None:
     assert bool((labels[0, start:end] == IGNORE_INDEX).all())
     assert batch["image_spans"][1] is None
 
-    gen = tiny.prepare_inputs([Conversation().add_user("hi"), Conversation().add_user("a longer one")], train=False)
+    gen = tiny.prepare_inputs(
+        [Conversation().add_user("hi"), Conversation().add_user("a longer one")], train=False
+    )
     assert not bool(gen["attention_mask"][0, 0]) and bool(gen["attention_mask"][0, -1])  # left pad
     assert "labels" not in gen
 
@@ -161,7 +165,9 @@ def test_save_load_round_trip(tiny: RadialogModel, tmp_path: Path) -> None:
 
     with safe_open(str(out / "model.safetensors"), framework="pt") as f:
         keys = list(f.keys())
-    assert keys and all(k.split(".")[0] in {"encoder", "adapter", "classifier", "classifier_encoder"} for k in keys)
+    assert keys and all(
+        k.split(".")[0] in {"encoder", "adapter", "classifier", "classifier_encoder"} for k in keys
+    )
     assert "classifier.thresholds" in keys
     with safe_open(str(out / "adapter" / "adapter_model.safetensors"), framework="pt") as f:
         adapter_keys = list(f.keys())
@@ -185,7 +191,9 @@ def test_save_load_round_trip(tiny: RadialogModel, tmp_path: Path) -> None:
     with torch.no_grad():
         logits_c = tiny.llm(**tiny.prepare_inputs([conv], t_model, train=False)).logits
     assert not torch.allclose(logits_a, logits_c, atol=1e-3)
-    assert model.generate(conv, t_model, max_new_tokens=6) == loaded.generate(conv, t_loaded, max_new_tokens=6)
+    assert model.generate(conv, t_model, max_new_tokens=6) == loaded.generate(
+        conv, t_loaded, max_new_tokens=6
+    )
 
     # Saving again over the same directory replaces it atomically.
     loaded.save_pretrained(out)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections import Counter
 
 import pytest
@@ -45,7 +46,11 @@ def test_named_config_contents_match_the_design() -> None:
     v2 = load_named_config("radialog-v2")
     assert (v2.encoder.kind, v2.encoder.crop, v2.adapter.kind) == ("biovil_t", 448, "project")
     assert v2.classifier_encoder.crop == 488 and v2.classifier_encoder.output == "projected"
-    assert (v2.llm.lora.r, v2.llm.lora.alpha, v2.llm.lora.target_modules) == (128, 256, "all-linear")
+    assert (v2.llm.lora.r, v2.llm.lora.alpha, v2.llm.lora.target_modules) == (
+        128,
+        256,
+        "all-linear",
+    )
     assert mini.max_new_tokens == 300
 
 
@@ -146,7 +151,9 @@ def test_biovil_t_output_shapes() -> None:
 def test_build_encoder_kinds() -> None:
     from radialog.model.config import EncoderConfig
 
-    assert isinstance(build_encoder(EncoderConfig(kind="small_cnn", channels=[8, 16])), SmallCNNEncoder)
+    assert isinstance(
+        build_encoder(EncoderConfig(kind="small_cnn", channels=[8, 16])), SmallCNNEncoder
+    )
     with pytest.raises(ValueError, match="unknown encoder kind"):
         build_encoder(EncoderConfig(kind="vit-xxl"))
     with pytest.raises(ModelNotFoundError):
@@ -160,8 +167,12 @@ def test_hf_vision_encoder_from_local_dir(tmp_path) -> None:
     from radialog.model.encoders import HFVisionEncoder
 
     cfg = ViTConfig(
-        hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32,
-        image_size=64, patch_size=16,
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=32,
+        image_size=64,
+        patch_size=16,
     )
     ViTModel(cfg, add_pooling_layer=False).save_pretrained(tmp_path)
     enc = HFVisionEncoder(tmp_path).eval()
@@ -181,8 +192,14 @@ def test_flatten_is_per_patch() -> None:
 
 
 def test_qformer_shapes_queries_and_cross_attention_layout() -> None:
-    cfg = AdapterConfig(kind="align", num_queries=32, hidden_size=64, num_layers=4, num_heads=4,
-                        intermediate_size=128)
+    cfg = AdapterConfig(
+        kind="align",
+        num_queries=32,
+        hidden_size=64,
+        num_layers=4,
+        num_heads=4,
+        intermediate_size=128,
+    )
     q = build_adapter(cfg, vision_width=96, llm_hidden=48, num_patches=49).eval()
     assert isinstance(q, QFormerAdapter)
     assert q.num_image_tokens == 32
@@ -198,7 +215,9 @@ def test_qformer_shapes_queries_and_cross_attention_layout() -> None:
 
 
 def test_project_adapter_is_mlp2x_gelu_over_all_patches() -> None:
-    p = build_adapter(AdapterConfig(kind="project"), vision_width=512, llm_hidden=64, num_patches=196)
+    p = build_adapter(
+        AdapterConfig(kind="project"), vision_width=512, llm_hidden=64, num_patches=196
+    )
     assert isinstance(p, ProjectAdapter)
     assert p.num_image_tokens == 196
     assert [type(m).__name__ for m in p.mlp] == ["Linear", "GELU", "Linear"]
@@ -226,3 +245,43 @@ def test_findings_head_radialog_shape_and_thresholds() -> None:
     assert "thresholds" in head.state_dict()
     with pytest.raises(ValueError):
         head.set_thresholds([0.5] * 3)
+
+
+@pytest.mark.skipif(
+    not os.environ.get("RADIALOG_HIML_PATH"),
+    reason="set RADIALOG_HIML_PATH to a `pip install --no-deps --target DIR hi-ml-multimodal==0.2.2 timm` dir",
+)
+def test_biovil_t_identical_to_hi_ml_multimodal(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Same keys, shapes and outputs as hi-ml-multimodal's ImageModel (optional, not a dependency)."""
+    import sys
+    import types
+
+    monkeypatch.syspath_prepend(os.environ["RADIALOG_HIML_PATH"])
+    # hi-ml's package __init__ imports I/O libraries the model itself does not need.
+    for name in ("SimpleITK", "skimage", "skimage.io", "skimage.transform"):
+        monkeypatch.setitem(sys.modules, name, sys.modules.get(name) or types.ModuleType(name))
+    import health_multimodal.image.model.encoder as hm_encoder
+    import health_multimodal.image.model.resnet as hm_resnet
+    from health_multimodal.image.model.model import ImageModel
+    from health_multimodal.image.model.types import ImageEncoderType
+
+    # No ImageNet download: build the ResNet with random weights.
+    monkeypatch.setattr(
+        hm_encoder, "resnet50", lambda pretrained=False, **kw: hm_resnet.resnet50(False, **kw)
+    )
+    ref = ImageModel(
+        img_encoder_type=ImageEncoderType.RESNET50_MULTI_IMAGE, joint_feature_size=128
+    ).eval()
+    ours = BioVilTEncoder("patch").eval()
+    ref_sd, our_sd = ref.state_dict(), ours.state_dict()
+    assert list(ref_sd) == list(our_sd)
+    assert all(ref_sd[k].shape == our_sd[k].shape for k in ref_sd)
+    ours.load_state_dict(ref_sd, strict=True)
+    x, prev = torch.rand(1, 3, 448, 448), torch.rand(1, 3, 448, 448)
+    with torch.no_grad():
+        out = ref(x)
+        assert torch.allclose(ours(x), out.patch_embeddings, atol=1e-5)
+        ref_prev = ref.encoder(x, previous_image=prev, return_patch_embeddings=True)[0]
+        assert torch.allclose(ours(x, previous=prev), ref_prev, atol=1e-5)
+        ours.output = "projected"
+        assert torch.allclose(ours(x), out.projected_patch_embeddings, atol=1e-5)

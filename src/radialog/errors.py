@@ -21,3 +21,7 @@ class ModelNotFoundError(RadialogError):
 
 class CheckpointError(RadialogError):
     """A checkpoint has the wrong layout or shape."""
+
+
+class MissingDependencyError(RadialogError):
+    """An optional package or hardware (e.g. bitsandbytes, CUDA) that a requested option needs."""

@@ -66,7 +66,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="text",
         help="reference labels for CE: the labeler on the reference findings (RaDialog) or the dataset's labels",
     )
+    parser.add_argument(
+        "--max-new-tokens",
+        type=int,
+        default=None,
+        help="cap on every task's generation length (defaults: RaDialog's, e.g. 300 for reports)",
+    )
     parser.add_argument("--no-bertscore", action="store_true", help="skip BERTScore")
+    parser.add_argument(
+        "--bertscore-model",
+        default=None,
+        help="local BERTScore encoder directory (default: bundled all-MiniLM-L6-v2; "
+        "RaDialog used distilroberta-base)",
+    )
     parser.add_argument("--no-meteor", action="store_true", help="skip METEOR (needs Java)")
     parser.add_argument(
         "--bootstrap",
@@ -102,8 +114,15 @@ def run(args: argparse.Namespace) -> int:
     from radialog.commands._common import load_model
     from radialog.data import load_dataset
     from radialog.evaluation import EvalOptions, parse_tasks, run_eval
+    from radialog.evaluation.generation import MAX_NEW_TOKENS
 
     dataset = args.dataset.strip().lower()
+    _check_java(args)
+    max_new = dict(MAX_NEW_TOKENS)
+    if args.max_new_tokens is not None:
+        if args.max_new_tokens < 1:
+            raise InvalidInputError("--max-new-tokens must be at least 1")
+        max_new = {k: min(v, args.max_new_tokens) for k, v in max_new.items()}
     options = EvalOptions(
         tasks=parse_tasks(args.tasks),
         use_findings=not args.no_findings,
@@ -113,9 +132,11 @@ def run(args: argparse.Namespace) -> int:
         labeler=args.labeler,
         reference_labels=args.reference_labels,
         bertscore=not args.no_bertscore,
+        bertscore_model=args.bertscore_model,
         meteor=not args.no_meteor,
         n_bootstrap=args.bootstrap,
         seed=args.seed,
+        max_new_tokens=max_new,
     )
     options.resolved_tasks()  # fail on a typo before loading anything
     kwargs = _dataset_kwargs(args.dataset_arg)
@@ -142,8 +163,21 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_java(args: argparse.Namespace) -> None:
+    """METEOR runs a Java jar: fail before hours of generation rather than after."""
+    import shutil
+
+    if not args.no_meteor and shutil.which("java") is None:
+        raise InvalidInputError(
+            "METEOR needs Java (`java` on PATH): install a JRE (e.g. openjdk-17-jre-headless) "
+            "or pass --no-meteor"
+        )
+
+
 def _run_compare(args: argparse.Namespace) -> int:
     from radialog.evaluation.compare import compare_runs
+
+    _check_java(args)
 
     a, b = (Path(p) for p in args.compare)
     out = Path(args.out) if args.out else None
@@ -154,7 +188,7 @@ def _run_compare(args: argparse.Namespace) -> int:
         n_bootstrap=args.bootstrap,
         seed=args.seed,
         labeler=args.labeler,
-        bertscore=not args.no_bertscore,
+        bertscore=(args.bertscore_model or True) if not args.no_bertscore else False,
         meteor=not args.no_meteor,
     )
     from radialog.evaluation.tables import render_comparison

@@ -30,9 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     out.add_argument(
         "--sheet", type=Path, help="write a labelled contact sheet: one phantom per finding"
     )
-    parser.add_argument(
-        "--columns", type=int, default=5, help="contact sheet columns (default 5)"
-    )
+    parser.add_argument("--columns", type=int, default=5, help="contact sheet columns (default 5)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -44,7 +42,9 @@ def run(args: argparse.Namespace) -> int:
     findings = [f.strip() for f in args.findings.split(",") if f.strip()]
     image = render_phantom(findings, seed=args.seed, size=args.size, view=args.view)
     _save(Image.fromarray(image, mode=None), args.out)
-    print(f"wrote {args.size}x{args.size} phantom ({', '.join(findings) or 'No Finding'}) to {args.out}")
+    print(
+        f"wrote {args.size}x{args.size} phantom ({', '.join(findings) or 'No Finding'}) to {args.out}"
+    )
     return 0
 
 

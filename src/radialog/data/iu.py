@@ -28,7 +28,6 @@ import logging
 import re
 import tarfile
 import xml.etree.ElementTree as ET
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -265,8 +264,3 @@ class IUXRay:
 def load_iu(split: str | None = None, **kwargs: Any) -> list[Study]:
     """`IUXRay(**kwargs).studies(split)`."""
     return IUXRay(**kwargs).studies(split)
-
-
-def iter_texts(studies: Iterable[Study]) -> Iterable[str]:
-    """Findings of each study (helper for labelling/benchmarks)."""
-    return (s.findings for s in studies)

@@ -53,6 +53,7 @@ class PseudoLabeler:
         self.batch_size = max(1, batch_size)
         self.hits = 0
         self.misses = 0
+        self._needs_newline = False
         self._cache: dict[str, str] = self._load()
 
     def _load(self) -> dict[str, str]:
@@ -62,6 +63,8 @@ class PseudoLabeler:
         torn = 0
         with self.cache_path.open("rb") as handle:
             for raw in handle:
+                # A torn last line has no newline: the next append must start a fresh line.
+                self._needs_newline = not raw.endswith(b"\n")
                 try:
                     entry = json.loads(raw)
                     cache[entry["key"]] = entry["answer"]
@@ -109,6 +112,9 @@ class PseudoLabeler:
             + "\n"
             for k, a in entries
         )
+        if self._needs_newline:
+            lines = "\n" + lines
+            self._needs_newline = False
         with self.cache_path.open("a", encoding="utf-8") as handle:
             handle.write(lines)
             handle.flush()

@@ -47,6 +47,7 @@ class EvalOptions:
     labeler: str = "rules"
     reference_labels: str = "text"  # "text": labeler on the reference; "dataset": Study.labels
     bertscore: bool = True
+    bertscore_model: str | None = None  # local encoder dir; None = the bundled all-MiniLM-L6-v2
     meteor: bool = True
     n_bootstrap: int = 1000
     seed: int = 42

@@ -131,9 +131,10 @@ def score_run(
         out["tasks"]["correction"] = _score_correction(
             store, items, labeler, scored, rg_rows, ref_rows, refs, options
         )
-    for task, parse in (("binary_qa", _binary_rows), ("all_qa", _list_rows)):
+    ids = [it.id for it in items]
+    for task, parse in (("binary_qa", binary_rows), ("all_qa", list_rows)):
         if task in tasks:
-            rows = parse(store, items)
+            rows = parse(store, ids)
             out["tasks"][task] = _score_label_task(
                 np.array(rows, dtype=np.float64), ref_matrix, task, options
             )
@@ -271,21 +272,23 @@ def _score_correction(
     }
 
 
-def _binary_rows(store: PredictionStore, items: Sequence[EvalItem]) -> list[list[int]]:
+def binary_rows(records: Any, ids: Sequence[str]) -> list[list[int]]:
+    """Parsed binary-QA labels per id; `records` is a store or a dict key -> record."""
     rows = []
-    for it in items:
+    for id_ in ids:
         answers = {
-            name: store.get(f"binary_qa/{it.id}/{name}")["output"] for name in CHEXPERT_LABELS
+            name: records.get(f"binary_qa/{id_}/{name}")["output"] for name in CHEXPERT_LABELS
         }
         parsed = parse_binary_answers(answers)
         rows.append([parsed[name] for name in CHEXPERT_LABELS])
     return rows
 
 
-def _list_rows(store: PredictionStore, items: Sequence[EvalItem]) -> list[list[int]]:
+def list_rows(records: Any, ids: Sequence[str]) -> list[list[int]]:
+    """Parsed list-all-QA labels per id; `records` is a store or a dict key -> record."""
     rows = []
-    for it in items:
-        parsed = parse_list_answer(store.get(f"all_qa/{it.id}")["output"])
+    for id_ in ids:
+        parsed = parse_list_answer(records.get(f"all_qa/{id_}")["output"])
         rows.append([parsed[name] for name in CHEXPERT_LABELS])
     return rows
 

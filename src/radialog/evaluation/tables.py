@@ -11,10 +11,11 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from radialog.labels import CHEXPERT_LABELS
+from radialog.metrics import RADIALOG_CE
 
 # (column header, metric key, scale, decimals). Order as in the RaDialog results table.
 RG_COLUMNS: tuple[tuple[str, str, float, int], ...] = (
-    ("CE", "ce_macro_f1", 100.0, 1),
+    ("CE", RADIALOG_CE, 100.0, 1),
     ("BS", "bertscore_f1", 1.0, 2),
     ("B-1", "bleu_1", 100.0, 1),
     ("B-4", "bleu_4", 100.0, 1),
@@ -40,13 +41,13 @@ TASK_TITLES = {
 def fmt_metric(
     entry: Mapping[str, Any] | None, scale: float, decimals: int, ci: bool = True
 ) -> str:
-    """'39.2 [35.0, 43.1]' from a metric entry {'value', 'ci'}; '–' when missing."""
+    """'39.2 [35.0, 43.1]' from a metric entry {'value', 'ci_low', 'ci_high'}; '–' when missing."""
     if not entry or entry.get("value") is None:
         return "–"
     text = f"{entry['value'] * scale:.{decimals}f}"
-    bounds = entry.get("ci")
-    if ci and bounds and None not in bounds:
-        text += f" [{bounds[0] * scale:.{decimals}f}, {bounds[1] * scale:.{decimals}f}]"
+    low, high = entry.get("ci_low"), entry.get("ci_high")
+    if ci and low is not None and high is not None:
+        text += f" [{low * scale:.{decimals}f}, {high * scale:.{decimals}f}]"
     return text
 
 

@@ -107,7 +107,9 @@ def _render(ds: pydicom.Dataset, name: str) -> np.ndarray:
         # Colour DICOM (pydicom already converted YBR to RGB): ITU-R 601 luma, as PIL "L".
         arr = arr[..., :3].astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
     if arr.ndim != 2:
-        raise InvalidImageError(f"{name}: expected a 2-D image, got pixel array of shape {arr.shape}")
+        raise InvalidImageError(
+            f"{name}: expected a 2-D image, got pixel array of shape {arr.shape}"
+        )
 
     out = apply_modality_lut(arr, ds)
     if "VOILUTSequence" in ds or "WindowCenter" in ds:

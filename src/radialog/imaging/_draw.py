@@ -25,9 +25,9 @@ def upsample(small: np.ndarray, rows: int, cols: int) -> np.ndarray:
 
     Much cheaper than scipy.ndimage.zoom for the low-frequency textures used here.
     """
-    return (_interp_matrix(small.shape[0], rows) @ small @ _interp_matrix(small.shape[1], cols).T).astype(
-        np.float32
-    )
+    return (
+        _interp_matrix(small.shape[0], rows) @ small @ _interp_matrix(small.shape[1], cols).T
+    ).astype(np.float32)
 
 
 def _interp_matrix(m: int, n: int) -> np.ndarray:
@@ -138,7 +138,9 @@ def blob(
     out = canvas.data if target is None else target
     k, amp, phase = lobes
     reach = radius * (1 + abs(amp)) + 2 * edge
-    rows, cols, xs, ys = canvas.box(cx - reach, cx + reach, cy - reach * aspect, cy + reach * aspect)
+    rows, cols, xs, ys = canvas.box(
+        cx - reach, cx + reach, cy - reach * aspect, cy + reach * aspect
+    )
     dx, dy = xs - cx, (ys - cy) / aspect
     rr = np.hypot(dx, dy)
     if k:

@@ -70,7 +70,9 @@ class XRay:
 
     def __repr__(self) -> str:
         # Deliberately only image facts: never any header value beyond the view.
-        lo, hi = (float(self.pixels.min()), float(self.pixels.max())) if self.pixels.size else (0, 0)
+        lo, hi = (
+            (float(self.pixels.min()), float(self.pixels.max())) if self.pixels.size else (0, 0)
+        )
         return (
             f"XRay(shape={self.shape}, format={self.format!r}, view={self.view!r}, "
             f"bits={self.bits}, range=({lo:g}, {hi:g}))"

@@ -60,7 +60,9 @@ class Anatomy:
     dome: list[float]  # dome height above cp, per side
     medial: float  # lung medial border (distance from midline)
     ctr: float  # cardiothoracic ratio
-    heart_x: float  # heart centre offset towards the patient's left, as a fraction of its half-width
+    heart_x: (
+        float  # heart centre offset towards the patient's left, as a fraction of its half-width
+    )
     heart_ay: float  # heart height / width
     heart_tilt: float
     med_w: float  # upper mediastinum half-width
@@ -280,7 +282,12 @@ def _render_base(a: Anatomy, rng: np.random.Generator, size: int) -> _Scene:
         s = _SIGN[side]
         xa = s * (x - a.shift)
         below = soft_inside(y - a.dome_y(np.maximum(xa, a.medial), side), 0.015)
-        d += (0.12 if side == RIGHT else 0.09) * below * (xa > -0.02) * body
+        d += (
+            (0.12 if side == RIGHT else 0.09)
+            * below
+            * (xa > 0 if side == RIGHT else xa >= 0)
+            * body
+        )
     if a.gastric_bubble:
         gx = a.shift + a.width * rng.uniform(0.35, 0.6)
         gy = a.cp - a.dome[LEFT] + rng.uniform(0.08, 0.13)
@@ -298,7 +305,9 @@ def _render_base(a: Anatomy, rng: np.random.Generator, size: int) -> _Scene:
             reach=a.width * 0.95,
         )
         collapse = a.collapse[side]
-        field_mask = air[side] if collapse == 0 else _lung_mask(a, side, x, y, collapse)[0] * air[side]
+        field_mask = (
+            air[side] if collapse == 0 else _lung_mask(a, side, x, y, collapse)[0] * air[side]
+        )
         rows, cols, xs, ys = cv.box(
             a.shift, a.shift + _SIGN[side] * (a.width + 0.05), a.apex - 0.02, a.cp + 0.02
         )
@@ -317,7 +326,11 @@ def _render_base(a: Anatomy, rng: np.random.Generator, size: int) -> _Scene:
         s = _SIGN[side]
         stroke(
             cv,
-            [(tx, a.carina - 0.01), (tx + s * 0.08, a.carina + 0.08), (tx + s * 0.12, a.carina + 0.15)],
+            [
+                (tx, a.carina - 0.01),
+                (tx + s * 0.08, a.carina + 0.08),
+                (tx + s * 0.12, a.carina + 0.15),
+            ],
             1.3 * a.trachea_w,
             -0.12,
             soft=0.01,
@@ -356,7 +369,7 @@ def _draw_ribs(cv: Canvas, a: Anatomy, x: np.ndarray, y: np.ndarray) -> None:
         rows, cols, xs, ys = cv.box(a.shift, a.shift + s * (a.body + 0.02), a.rib_y0 - 0.2, 1.0)
         t = np.maximum(s * (xs - a.shift) - start, 0.0)
         wall = a.body - 0.02 - start
-        band = _rib_field(a, t, ys, wall, 0.0)
+        band = _rib_field(a, t, ys, wall)
         for (bside, index), (frac, gap, step) in a.rib_breaks.items():
             if bside != side:
                 continue
@@ -366,11 +379,13 @@ def _draw_ribs(cv: Canvas, a: Anatomy, x: np.ndarray, y: np.ndarray) -> None:
             k = _rib_index(a, t, ys)
             ks = _rib_index(a, t, ys - step)
             own = (np.floor(k) == index) & lateral
-            shifted = _rib_field(a, t, ys - step, wall, 0.0) * ((np.floor(ks) == index) & lateral)
+            shifted = _rib_field(a, t, ys - step, wall) * ((np.floor(ks) == index) & lateral)
             band = np.where(own, 0.0, band) + shifted
             band *= 1.0 - (np.floor(np.maximum(k, ks)) == index) * (np.abs(t - bt) < gap / 2)
         # Ribs show over the thorax; the dense abdomen below the domes hides them partly.
-        thorax = smoothstep((ys - (a.apex - 0.08)) / 0.05) * soft_inside(a.width + 0.07 - np.abs(xs - a.shift), 0.02)
+        thorax = smoothstep((ys - (a.apex - 0.08)) / 0.05) * soft_inside(
+            a.width + 0.07 - np.abs(xs - a.shift), 0.02
+        )
         hidden = 1.0 - 0.6 * smoothstep((ys - (a.cp - a.dome[side])) / 0.1)
         cv.data[rows, cols] += 0.085 * band * thorax * hidden
         # Anterior ribs: fainter, running down and in from the lateral wall.
@@ -396,7 +411,7 @@ def _rib_index(a: Anatomy, t: np.ndarray, y: np.ndarray) -> np.ndarray:
     return (y0 - a.rib_y0) / a.rib_gap
 
 
-def _rib_field(a: Anatomy, t: np.ndarray, y: np.ndarray, wall: float, _unused: float) -> np.ndarray:
+def _rib_field(a: Anatomy, t: np.ndarray, y: np.ndarray, wall: float) -> np.ndarray:
     k = _rib_index(a, t, y)
     frac = k - np.floor(k)
     u = np.abs(frac - 0.5) / (0.5 * a.rib_t / a.rib_gap)
@@ -452,9 +467,14 @@ def _mod_atelectasis(a: Anatomy, rng: np.random.Generator) -> None:
 
 
 def _mod_fracture(a: Anatomy, rng: np.random.Generator) -> None:
-    for _ in range(int(rng.integers(1, 3))):
-        key = (int(rng.integers(0, 2)), int(rng.integers(3, 9)))
-        a.rib_breaks[key] = (rng.uniform(0.45, 0.9), rng.uniform(0.012, 0.02), rng.uniform(0.012, 0.025))
+    side = int(rng.integers(0, 2))  # fractures cluster on one side
+    for _ in range(int(rng.integers(1, 4))):
+        key = (side, int(rng.integers(2, 8)))
+        a.rib_breaks[key] = (
+            rng.uniform(0.5, 0.95),
+            rng.uniform(0.02, 0.03),
+            rng.uniform(0.025, 0.04),
+        )
 
 
 _MODIFIERS: dict[str, Callable[[Anatomy, np.random.Generator], None]] = {
@@ -513,13 +533,27 @@ def _paint_opacity(sc: _Scene, rng: np.random.Generator) -> None:
     for _ in range(int(rng.integers(1, 3))):
         cx, cy = _random_lung_point(sc, rng, side, (0.3, 0.85))
         tmp = np.zeros_like(sc.canvas.data)
-        blob(sc.canvas, cx, cy, rng.uniform(0.12, 0.2), rng.uniform(0.13, 0.2), edge=0.09, target=tmp,
-             aspect=rng.uniform(0.7, 1.3))
+        blob(
+            sc.canvas,
+            cx,
+            cy,
+            rng.uniform(0.12, 0.2),
+            rng.uniform(0.13, 0.2),
+            edge=0.09,
+            target=tmp,
+            aspect=rng.uniform(0.7, 1.3),
+        )
         sc.canvas.data += tmp * sc.air[side]
 
 
-def _airspace(sc: _Scene, rng: np.random.Generator, region: np.ndarray, density: float, side: int,
-              bronchograms: float) -> None:
+def _airspace(
+    sc: _Scene,
+    rng: np.random.Generator,
+    region: np.ndarray,
+    density: float,
+    side: int,
+    bronchograms: float,
+) -> None:
     a = sc.anatomy
     n = sc.canvas.size
     lumps = upsample(rng.random((8, 8)).astype(np.float32), n, n)
@@ -558,8 +592,16 @@ def _paint_pneumonia(sc: _Scene, rng: np.random.Generator) -> None:
     tmp = np.zeros_like(sc.canvas.data)
     cx, cy = _random_lung_point(sc, rng, side, (0.45, 0.9))
     for _ in range(int(rng.integers(3, 7))):
-        blob(sc.canvas, cx + rng.normal(0, 0.08), cy + rng.normal(0, 0.08), rng.uniform(0.04, 0.09),
-             1.0, edge=0.04, target=tmp, lobes=(5, 0.25, rng.uniform(0, 6.3)))
+        blob(
+            sc.canvas,
+            cx + rng.normal(0, 0.08),
+            cy + rng.normal(0, 0.08),
+            rng.uniform(0.04, 0.09),
+            1.0,
+            edge=0.04,
+            target=tmp,
+            lobes=(5, 0.25, rng.uniform(0, 6.3)),
+        )
     region = np.clip(tmp, 0.0, 1.0)
     _airspace(sc, rng, region, rng.uniform(0.22, 0.3), side, 0.08)
 
@@ -570,8 +612,16 @@ def _paint_edema(sc: _Scene, rng: np.random.Generator) -> None:
     haze = np.zeros_like(sc.canvas.data)
     for side in (RIGHT, LEFT):
         hx, hy = a.hilum(side)
-        blob(sc.canvas, hx + _SIGN[side] * 0.08, hy + 0.05, rng.uniform(0.3, 0.4), amp, edge=0.2,
-             target=haze, aspect=1.2)
+        blob(
+            sc.canvas,
+            hx + _SIGN[side] * 0.08,
+            hy + 0.05,
+            rng.uniform(0.3, 0.4),
+            amp,
+            edge=0.2,
+            target=haze,
+            aspect=1.2,
+        )
         haze *= 1.0
         sc.canvas.data += haze * sc.air[side]
         haze[:] = 0
@@ -595,8 +645,13 @@ def _paint_atelectasis(sc: _Scene, rng: np.random.Generator) -> None:
             cx, cy = _random_lung_point(sc, rng, side, (0.6, 0.9))
             half = rng.uniform(0.08, 0.16)
             tilt = rng.normal(0, 0.08)
-            stroke(sc.canvas, [(cx - half, cy - tilt * half), (cx + half, cy + tilt * half)],
-                   rng.uniform(0.015, 0.025), 0.3, soft=0.008)
+            stroke(
+                sc.canvas,
+                [(cx - half, cy - tilt * half), (cx + half, cy + tilt * half)],
+                rng.uniform(0.015, 0.025),
+                0.3,
+                soft=0.008,
+            )
     else:
         # Lobar collapse: a dense wedge from the hilum to the medial diaphragm.
         hx, hy = a.hilum(side)
@@ -606,7 +661,9 @@ def _paint_atelectasis(sc: _Scene, rng: np.random.Generator) -> None:
         rows, cols, xs, ys = sc.canvas.box(min(inner, outer, hx), max(inner, outer, hx), hy, base_y)
         t = np.clip((ys - hy) / max(base_y - hy, 1e-3), 0.0, 1.0)
         edge_x = hx + (outer - hx) * t
-        inside = soft_inside((s * (edge_x - xs)), 0.015) * soft_inside(s * (xs - inner) + 0.02, 0.01)
+        inside = soft_inside((s * (edge_x - xs)), 0.015) * soft_inside(
+            s * (xs - inner) + 0.02, 0.01
+        )
         sc.canvas.data[rows, cols] += 0.28 * inside * sc.air[side][rows, cols]
 
 
@@ -615,8 +672,15 @@ def _paint_lesion(sc: _Scene, rng: np.random.Generator) -> None:
     cx, cy = _random_lung_point(sc, rng, side, (0.15, 0.85))
     mass = rng.random() < 0.35
     radius = rng.uniform(0.06, 0.11) if mass else rng.uniform(0.025, 0.05)
-    blob(sc.canvas, cx, cy, radius, rng.uniform(0.22, 0.32), edge=0.006 + 0.05 * radius,
-         lobes=(int(rng.integers(3, 7)), rng.uniform(0.0, 0.15), rng.uniform(0, 6.3)))
+    blob(
+        sc.canvas,
+        cx,
+        cy,
+        radius,
+        rng.uniform(0.22, 0.32),
+        edge=0.006 + 0.05 * radius,
+        lobes=(int(rng.integers(3, 7)), rng.uniform(0.0, 0.15), rng.uniform(0, 6.3)),
+    )
 
 
 def _paint_pleural_other(sc: _Scene, rng: np.random.Generator) -> None:
@@ -633,12 +697,22 @@ def _paint_pleural_other(sc: _Scene, rng: np.random.Generator) -> None:
     zone_top = a.apex if apical else a.apex + 0.3
     zone_bot = a.apex + 0.3 if apical else a.cp - a.dome[side]
     zone = soft_inside(np.minimum(ys - zone_top, zone_bot - ys), 0.05)
-    sc.canvas.data += 0.38 * band * zone * (0.6 + 0.8 * wobble) * (_SIGN[side] * (sc.x - a.shift) > 0)
+    sc.canvas.data += (
+        0.38 * band * zone * (0.6 + 0.8 * wobble) * (_SIGN[side] * (sc.x - a.shift) > 0)
+    )
     if rng.random() < 0.5:
         for _ in range(int(rng.integers(2, 5))):
             y = rng.uniform(zone_top + 0.05, zone_bot - 0.05)
             lat = float(a.lung_lateral(np.float32(y), side))
-            blob(sc.canvas, a.shift + _SIGN[side] * (lat - 0.015), y, 0.02, 0.35, edge=0.006, aspect=2.0)
+            blob(
+                sc.canvas,
+                a.shift + _SIGN[side] * (lat - 0.015),
+                y,
+                0.02,
+                0.35,
+                edge=0.006,
+                aspect=2.0,
+            )
 
 
 def _paint_devices(sc: _Scene, rng: np.random.Generator) -> None:
@@ -673,8 +747,9 @@ def _paint_devices(sc: _Scene, rng: np.random.Generator) -> None:
         cx_, cy_, ax_, ay_ = a.heart_box()
         for k in range(int(rng.integers(1, 3))):
             end = (cx_ + ax_ * rng.uniform(0.1, 0.5), cy_ + ay_ * rng.uniform(0.2, 0.6))
-            pts = _bezier((gx - 0.05, gy), (a.shift + 0.02, gy + 0.02 * k), (a.shift - 0.08, cy_ - ay_),
-                          end)
+            pts = _bezier(
+                (gx - 0.05, gy), (a.shift + 0.02, gy + 0.02 * k), (a.shift - 0.08, cy_ - ay_), end
+            )
             stroke(cv, pts, 0.007, _METAL * 0.6)
     if "wires" in kinds:
         top = a.carina - 0.2
@@ -706,7 +781,9 @@ _PAINTERS: dict[str, Callable[[_Scene, np.random.Generator], None]] = {
 }
 
 PHANTOM_FINDINGS: tuple[str, ...] = tuple(
-    name for name in CHEXPERT_LABELS if name == NO_FINDING or name in _MODIFIERS or name in _PAINTERS
+    name
+    for name in CHEXPERT_LABELS
+    if name == NO_FINDING or name in _MODIFIERS or name in _PAINTERS
 )
 
 
@@ -727,7 +804,9 @@ def render_phantom(
     exposure = _sample_exposure(rng_anatomy, size)
     if view.upper() == "AP":
         anatomy.ctr *= 1.06  # AP projection magnifies the heart
-    finding_rngs = {name: np.random.default_rng([seed, 1, CHEXPERT_LABELS.index(name)]) for name in wanted}
+    finding_rngs = {
+        name: np.random.default_rng([seed, 1, CHEXPERT_LABELS.index(name)]) for name in wanted
+    }
     for name in wanted:
         if name in _MODIFIERS:
             _MODIFIERS[name](anatomy, finding_rngs[name])
@@ -776,7 +855,9 @@ def _expose(density: np.ndarray, e: _Exposure, rng: np.random.Generator) -> np.n
     # PIL's affine resampling is several times faster than scipy's for one float image.
     coeffs = (rot[1, 1], rot[1, 0], offset[1], rot[0, 1], rot[0, 0], offset[0])
     d = np.asarray(
-        Image.fromarray(density).transform((n, n), Image.Transform.AFFINE, coeffs, Image.Resampling.BILINEAR),
+        Image.fromarray(density).transform(
+            (n, n), Image.Transform.AFFINE, coeffs, Image.Resampling.BILINEAR
+        ),
         dtype=np.float32,
     )
     # Film response: attenuation -> brightness, then a per-seed window and gamma.
@@ -784,7 +865,11 @@ def _expose(density: np.ndarray, e: _Exposure, rng: np.random.Generator) -> np.n
     b = np.clip((b - e.black) / (e.white - e.black), 0.0, 1.0) ** e.gamma
     # Quantum noise (stronger in dark, low-dose regions) plus a smooth low-frequency wash.
     lowfreq = upsample(rng.standard_normal((6, 6)).astype(np.float32), n, n)
-    b = b + 0.02 * lowfreq + e.noise * (1.2 - 0.6 * b) * rng.standard_normal((n, n), dtype=np.float32)
+    b = (
+        b
+        + 0.02 * lowfreq
+        + e.noise * (1.2 - 0.6 * b) * rng.standard_normal((n, n), dtype=np.float32)
+    )
     return (np.clip(b, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
 
 

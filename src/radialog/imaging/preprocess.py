@@ -59,7 +59,9 @@ def to_pil(image: np.ndarray | XRay | Image.Image | str | Path) -> Image.Image:
     elif isinstance(image, np.ndarray):
         pixels = image
     else:
-        raise TypeError(f"expected a 2-D array, XRay, PIL image or path, got {type(image).__name__}")
+        raise TypeError(
+            f"expected a 2-D array, XRay, PIL image or path, got {type(image).__name__}"
+        )
     if pixels.ndim != 2:
         raise ValueError(f"expected a 2-D grayscale image, got shape {pixels.shape}")
     return Image.fromarray(to_uint8(pixels)).convert("L")

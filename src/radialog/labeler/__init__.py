@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from radialog.errors import ModelNotFoundError
-from radialog.labeler.base import LabelResult, Labeler, LabelValue, apply_no_finding_rule
+from radialog.labeler.base import Labeler, LabelResult, LabelValue, apply_no_finding_rule
 from radialog.labeler.rules import RuleLabeler, label_report
 
 __all__ = [

@@ -27,6 +27,9 @@ _NEG_UNCERTAIN = re.compile(r"\b(?:" + vocab.NEGATED_UNCERTAINTY + r")")
 _PRE_NEG = re.compile(vocab.PRE_NEGATION)
 _PRE_UNC = re.compile(vocab.PRE_UNCERTAINTY)
 _NEGATION_IN_GAP = re.compile(r"\b(?:not|no|without)\b")
+_HEDGE_IN_GAP = re.compile(
+    r"\b(?:borderline|equivocal\w*|possibly|probably|questionabl\w+|may|might)\b|\?"
+)
 # Strength order used when one report mentions a label several times.
 _RANK = {POSITIVE: 3, UNCERTAIN: 2, NEGATIVE: 1}
 
@@ -144,6 +147,8 @@ def _context_value(masked: str, start: int, end: int, clause_start: int, clause_
     # Attribute phrases carry their own negation: "heart is not enlarged".
     if _NEGATION_IN_GAP.search(mention):
         return NEGATIVE
+    if _HEDGE_IN_GAP.search(mention):  # "heart is borderline enlarged"
+        return UNCERTAIN
     before = masked[clause_start:start]
     after = masked[end:clause_end]
     if "?" in before:  # a negated hedge ("cannot exclude") was rewritten as '?'

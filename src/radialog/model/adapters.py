@@ -18,10 +18,18 @@ from torch import nn
 from radialog.model.config import AdapterConfig
 
 
-def flatten_patches(features: torch.Tensor) -> torch.Tensor:
-    """(B, C, h, w) -> (B, h*w, C); 3-D inputs are already tokens."""
+def flatten_patches(features: torch.Tensor, order: str = "spatial") -> torch.Tensor:
+    """(B, C, h, w) -> (B, h*w, C); 3-D inputs are already tokens.
+
+    `order="channels_first"` reproduces RaDialog v1's `x.reshape(B, -1, C)` on the NCHW tensor
+    (no permute), which its released Q-Former was trained on.
+    """
     if features.ndim == 3:
         return features
+    if order == "channels_first":
+        return features.reshape(features.shape[0], -1, features.shape[1])
+    if order != "spatial":
+        raise ValueError(f"unknown patch_order {order!r}; use spatial or channels_first")
     return features.flatten(2).transpose(1, 2)
 
 
@@ -89,6 +97,7 @@ class QFormerAdapter(nn.Module):
         self.proj = nn.Linear(cfg.hidden_size, llm_hidden)
         self.dropout = cfg.dropout
         self.num_image_tokens = cfg.num_queries
+        self.patch_order = cfg.patch_order
         self._init_weights()
 
     def _init_weights(self) -> None:
@@ -101,7 +110,7 @@ class QFormerAdapter(nn.Module):
 
     def query_states(self, features: torch.Tensor) -> torch.Tensor:
         """Q-Former output before the LLM projection: (B, num_queries, hidden)."""
-        image = self.ln_vision(flatten_patches(features))
+        image = self.ln_vision(flatten_patches(features, self.patch_order))
         x = self.query_norm(self.query_tokens.expand(image.shape[0], -1, -1))
         x = F.dropout(x, self.dropout, self.training)
         for layer in self.layers:
@@ -115,7 +124,9 @@ class QFormerAdapter(nn.Module):
 class ProjectAdapter(nn.Module):
     """LLaVA-1.5 `mlp2x_gelu`: Linear(C, H) -> GELU -> Linear(H, llm_hidden) on every patch token."""
 
-    def __init__(self, vision_width: int, llm_hidden: int, hidden: int | None, num_patches: int) -> None:
+    def __init__(
+        self, vision_width: int, llm_hidden: int, hidden: int | None, num_patches: int
+    ) -> None:
         super().__init__()
         hidden = hidden or llm_hidden
         self.mlp = nn.Sequential(

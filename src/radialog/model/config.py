@@ -55,6 +55,10 @@ class AdapterConfig:
     dropout: float = 0.1
     # project (LLaVA mlp2x_gelu): hidden width; None means the LLM hidden size.
     projector_hidden: int | None = None
+    # How a (B, C, h, w) feature map becomes tokens: "spatial" (one token per grid cell, v2) or
+    # "channels_first" (RaDialog v1's `x.reshape(B, -1, C)` on the NCHW tensor, no permute: each
+    # token is a contiguous chunk of the flattened C*h*w array; needed by v1's Q-Former weights).
+    patch_order: str = "spatial"
 
 
 @dataclass
@@ -96,6 +100,8 @@ class LLMConfig:
     seed: int = 0
     lora: LoraSettings | None = field(default_factory=LoraSettings)
     max_length: int = 1024
+    # None (full precision `dtype`), "8bit" or "4bit" (bitsandbytes; CUDA only).
+    quantization: str | None = None
 
 
 @dataclass

@@ -319,7 +319,9 @@ class SmallCNNEncoder(ImageEncoder):
         channels = list(channels)
         if not channels:
             raise ValueError("small_cnn needs at least one stage")
-        self.stem = nn.Sequential(_conv_bn(3, channels[0] // 2, 2), _conv_bn(channels[0] // 2, channels[0], 2))
+        self.stem = nn.Sequential(
+            _conv_bn(3, channels[0] // 2, 2), _conv_bn(channels[0] // 2, channels[0], 2)
+        )
         stages = []
         in_ch = channels[0]
         for i, ch in enumerate(channels):

@@ -158,7 +158,9 @@ def _load_gguf_model(path: Path, dtype: torch.dtype) -> Any:
     if (cached / "config.json").is_file():
         return AutoModelForCausalLM.from_pretrained(cached, dtype=dtype)
     t0 = time.perf_counter()
-    model = AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name, dtype=torch.float32)
+    model = AutoModelForCausalLM.from_pretrained(
+        path.parent, gguf_file=path.name, dtype=torch.float32
+    )
     log.info("dequantised %s in %.1f s (cached for next time)", path.name, time.perf_counter() - t0)
     with contextlib.suppress(OSError):
         _atomic_save(cached, lambda tmp: model.save_pretrained(tmp, safe_serialization=True))
@@ -209,6 +211,10 @@ def load_llm(cfg: LLMConfig) -> tuple[Any, Any]:
     """(base causal LM in eval mode, tokenizer) for an LLM config. LoRA is not applied here."""
     dtype = getattr(torch, cfg.dtype)
     t0 = time.perf_counter()
+    if cfg.quantization and (cfg.source == "random" or cfg.source.endswith(".gguf")):
+        from radialog.model.base_llm import check_quantization
+
+        check_quantization(cfg.quantization, source_is_hf_dir=False)
     if cfg.source == "random":
         tokenizer = load_tokenizer(cfg.tokenizer or "smollm2")
         model = _random_llama(cfg, tokenizer).to(dtype)
@@ -219,10 +225,13 @@ def load_llm(cfg: LLMConfig) -> tuple[Any, Any]:
             tokenizer = tokenizer or _load_gguf_tokenizer(path)
             model = _load_gguf_model(path, dtype)
         else:
-            from transformers import AutoModelForCausalLM, AutoTokenizer
+            from transformers import AutoTokenizer
 
+            from radialog.model.base_llm import check_quantization, load_causal_lm
+
+            check_quantization(cfg.quantization, source_is_hf_dir=True)
             tokenizer = tokenizer or AutoTokenizer.from_pretrained(path)
-            model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
+            model = load_causal_lm(path, dtype, cfg.quantization)
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.unk_token or tokenizer.eos_token
     model.eval()
@@ -255,6 +264,24 @@ def load_lora(model: Any, adapter_dir: Path) -> Any:
 # --------------------------------------------------------------------------------------------
 # Prompt text <-> token ids
 # --------------------------------------------------------------------------------------------
+
+
+class StopOnText:
+    """Stopping criterion: stop a sequence once its recent decoded text contains `text`.
+
+    Cheaper than transformers' `stop_strings`, which preprocesses the whole vocabulary per call.
+    """
+
+    def __init__(self, tokenizer: Any, text: str = SEP2, window: int = 8) -> None:
+        self.tokenizer = tokenizer
+        self.text = text
+        self.window = window
+
+    def __call__(
+        self, input_ids: torch.Tensor, scores: torch.Tensor, **kwargs: Any
+    ) -> torch.Tensor:
+        tails = self.tokenizer.batch_decode(input_ids[:, -self.window :])
+        return torch.tensor([self.text in t for t in tails], device=input_ids.device)
 
 
 class TokenCodec:

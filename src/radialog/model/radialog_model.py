@@ -37,8 +37,13 @@ from radialog.model.config import (
     load_named_config,
 )
 from radialog.model.encoders import build_encoder
-from radialog.model.llm import TokenCodec, apply_lora, load_llm, load_lora
-from radialog.model.prompt import IMAGE_PLACEHOLDER, Conversation, findings_text, report_conversation
+from radialog.model.llm import StopOnText, TokenCodec, apply_lora, load_llm, load_lora
+from radialog.model.prompt import (
+    IMAGE_PLACEHOLDER,
+    Conversation,
+    findings_text,
+    report_conversation,
+)
 
 log = logging.getLogger(__name__)
 
@@ -241,9 +246,16 @@ class RadialogModel(nn.Module):
                 k: v.detach().cpu().contiguous()
                 for k, v in self._trained_modules().state_dict().items()
             }
-            save_file(state, str(tmp / WEIGHTS_NAME), metadata={"is_trained": str(self.is_trained).lower()})
+            save_file(
+                state,
+                str(tmp / WEIGHTS_NAME),
+                metadata={"is_trained": str(self.is_trained).lower()},
+            )
             if hasattr(self.llm, "peft_config"):
-                self.llm.save_pretrained(str(tmp / ADAPTER_DIR), safe_serialization=True)
+                # Embeddings are never resized; "auto" would probe the HF hub for the base config.
+                self.llm.save_pretrained(
+                    str(tmp / ADAPTER_DIR), safe_serialization=True, save_embedding_layers=False
+                )
             if out.exists():
                 old = out.with_name(f".{out.name}.old-{time.time_ns()}")
                 out.rename(old)
@@ -467,7 +479,9 @@ class RadialogModel(nn.Module):
             kwargs.update(temperature=None, top_p=None, top_k=None)
         if self.tokenizer.convert_ids_to_tokens(self.codec.eos_token_id) != "</s>":
             # A model that spells out the RaDialog separator should stop there too.
-            kwargs.update(stop_strings=["</s>"], tokenizer=self.tokenizer)
+            from transformers import StoppingCriteriaList
+
+            kwargs["stopping_criteria"] = StoppingCriteriaList([StopOnText(self.tokenizer)])
         out = self.llm.generate(**inputs, **kwargs)
         return [self.codec.decode(row) for row in out]
 
@@ -538,7 +552,9 @@ class RadialogModel(nn.Module):
         timings["encode"] = time.perf_counter() - t2
         return ImageAnalysis(probs, self.predicted_labels(probs), tokens, timings)
 
-    def generate_report(self, image: Any, *, max_new_tokens: int | None = None, streamer: Any = None) -> Report:
+    def generate_report(
+        self, image: Any, *, max_new_tokens: int | None = None, streamer: Any = None
+    ) -> Report:
         """Findings + report for one image (path, bytes, XRay, 2-D array or PIL image)."""
         t0 = time.perf_counter()
         analysis = self.analyse_image(image)

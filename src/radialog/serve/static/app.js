@@ -1,0 +1,298 @@
+// radialog web page: upload -> report (POST /v1/reports), then a dialog through
+// POST /v1/chat/completions (streamed). The server is stateless: the page keeps the
+// conversation and sends it with every message.
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+const state = {
+  file: null,
+  report: null,        // the /v1/reports answer
+  currentReport: "",   // latest report text (after corrections)
+  present: new Set(),  // findings the report should currently contain (for the correct panel)
+  messages: [],        // OpenAI-format conversation
+  dialog: [],          // [{role, text}] shown below the report (for the Markdown download)
+  busy: false,
+};
+
+function apiKey() { return sessionStorage.getItem("radialog-key") || ""; }
+function headers(extra) {
+  const h = Object.assign({}, extra || {});
+  if (apiKey()) h["Authorization"] = "Bearer " + apiKey();
+  return h;
+}
+
+function setStatus(text, isError) {
+  const el = $("status");
+  el.textContent = text || "";
+  el.classList.toggle("error", !!isError);
+}
+
+function setBusy(busy) {
+  state.busy = busy;
+  document.querySelectorAll("button").forEach((b) => {
+    if (b.id === "generate") b.disabled = busy || !state.file;
+    else b.disabled = busy;
+  });
+}
+
+async function errorMessage(resp) {
+  if (resp.status === 401) $("key-row").classList.remove("hidden");
+  try {
+    const body = await resp.json();
+    if (body && body.error && body.error.message) return body.error.message;
+  } catch (e) { /* not JSON */ }
+  return "the server answered " + resp.status + " " + resp.statusText;
+}
+
+// ---------------------------------------------------------------- upload and report
+
+function chooseFile(file) {
+  state.file = file || null;
+  $("drop-text").textContent = file ? file.name + " (" + Math.round(file.size / 1024) + " KiB)"
+    : "Choose or drop a chest X-ray (PNG, JPEG or DICOM)";
+  $("generate").disabled = !file || state.busy;
+  setStatus("");
+}
+
+async function generateReport(ev) {
+  ev.preventDefault();
+  if (!state.file || state.busy) return;
+  setBusy(true);
+  setStatus("Reading the image and writing the report…");
+  const form = new FormData();
+  form.append("file", state.file);
+  try {
+    const resp = await fetch("/v1/reports?include_image=true", { method: "POST", body: form, headers: headers() });
+    if (!resp.ok) { setStatus("Could not use this file: " + await errorMessage(resp), true); return; }
+    const data = await resp.json();
+    showReport(data);
+    setStatus("Report ready (" + (data.timings.total || 0).toFixed(1) + " s).");
+  } catch (e) {
+    setStatus("The server cannot be reached: " + e.message, true);
+  } finally {
+    setBusy(false);
+  }
+}
+
+function showReport(data) {
+  state.report = data;
+  state.currentReport = data.report;
+  state.present = new Set(data.predicted);
+  state.dialog = [];
+  state.messages = [
+    { role: "user", content: [
+      { type: "text", text: "Write a report for this X-ray." },
+      { type: "image_url", image_url: { url: data.image } },
+    ] },
+    { role: "assistant", content: data.report },
+  ];
+  $("preview").src = data.image;
+  $("report").textContent = data.report;
+  $("model-name").textContent = "Model: " + data.model;
+  renderFindings(data.findings, data.predicted);
+  renderCorrectList();
+  $("messages").innerHTML = "";
+  $("result").classList.remove("hidden");
+  $("chat-card").classList.remove("hidden");
+}
+
+function renderFindings(findings, predicted) {
+  const ul = $("findings");
+  ul.innerHTML = "";
+  for (const [label, p] of Object.entries(findings)) {
+    const li = document.createElement("li");
+    if (predicted.includes(label)) li.classList.add("on");
+    const name = document.createElement("span");
+    name.textContent = label;
+    const bar = document.createElement("span");
+    bar.className = "bar";
+    const fill = document.createElement("span");
+    fill.style.width = Math.round(p * 100) + "%";
+    bar.appendChild(fill);
+    const val = document.createElement("span");
+    val.className = "p";
+    val.textContent = p.toFixed(2);
+    li.append(name, bar, val);
+    li.title = predicted.includes(label) ? "above threshold: given to the report prompt" : "below threshold";
+    ul.appendChild(li);
+  }
+}
+
+// ---------------------------------------------------------------- dialog
+
+function addBubble(role, text) {
+  const div = document.createElement("div");
+  div.className = "msg " + role;
+  div.textContent = text;
+  $("messages").appendChild(div);
+  div.scrollIntoView({ block: "end" });
+  return div;
+}
+
+function quoteLabel(label) {
+  const l = label.toLowerCase();
+  return l.includes(" ") ? '"' + l + '"' : l;
+}
+
+async function send(text, shown) {
+  text = (text || "").trim();
+  if (!text || state.busy || !state.report) return false;
+  setBusy(true);
+  addBubble("user", shown || text);
+  const bubble = addBubble("assistant", "…");
+  const messages = state.messages.concat([{ role: "user", content: text }]);
+  let answer = "";
+  let final = null;
+  let failed = null;
+  try {
+    const resp = await fetch("/v1/chat/completions", {
+      method: "POST",
+      headers: headers({ "Content-Type": "application/json" }),
+      body: JSON.stringify({ messages: messages, stream: true }),
+    });
+    if (!resp.ok) {
+      failed = await errorMessage(resp);
+    } else {
+      const reader = resp.body.getReader();
+      const decoder = new TextDecoder();
+      let buf = "";
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        buf += decoder.decode(value, { stream: true });
+        let cut;
+        while ((cut = buf.indexOf("\n\n")) >= 0) {
+          const event = buf.slice(0, cut);
+          buf = buf.slice(cut + 2);
+          if (!event.startsWith("data: ")) continue;
+          const data = event.slice(6);
+          if (data === "[DONE]") continue;
+          const obj = JSON.parse(data);
+          if (obj.error) { failed = obj.error.message; continue; }
+          const choice = obj.choices && obj.choices[0];
+          if (choice && choice.delta && choice.delta.content) {
+            answer += choice.delta.content;
+            bubble.textContent = answer;
+          }
+          if (choice && choice.finish_reason) final = obj;
+        }
+      }
+    }
+  } catch (e) {
+    failed = "the server cannot be reached: " + e.message;
+  }
+  setBusy(false);
+  if (failed) {
+    bubble.className = "msg error";
+    bubble.textContent = "Error: " + failed;
+    return false;
+  }
+  bubble.textContent = answer || "(empty answer)";
+  state.messages = messages.concat([{ role: "assistant", content: answer }]);
+  state.dialog.push({ role: "user", text: shown || text }, { role: "assistant", text: answer });
+  const extra = final && final.radialog;
+  if (extra && extra.kind === "correct") {
+    state.currentReport = answer;
+    $("report").textContent = answer;
+    if (extra.correction) {
+      const c = extra.correction;
+      const parts = [];
+      for (const [k, ok] of Object.entries(c.added)) parts.push((ok ? "added " : "NOT added ") + k.toLowerCase());
+      for (const [k, ok] of Object.entries(c.removed)) parts.push((ok ? "removed " : "NOT removed ") + k.toLowerCase());
+      const other = Object.keys(c.other_changes);
+      if (other.length) parts.push("also changed: " + other.join(", ").toLowerCase());
+      const check = document.createElement("span");
+      check.className = "check";
+      check.textContent = "Correction check: " + parts.join("; ");
+      bubble.appendChild(check);
+    }
+  }
+  return true;
+}
+
+function renderCorrectList() {
+  const box = $("correct-list");
+  box.innerHTML = "";
+  for (const label of Object.keys(state.report.findings)) {
+    if (label === "No Finding") continue;
+    const l = document.createElement("label");
+    const cb = document.createElement("input");
+    cb.type = "checkbox";
+    cb.value = label;
+    cb.checked = state.present.has(label);
+    l.append(cb, " " + label);
+    box.appendChild(l);
+  }
+}
+
+async function applyCorrection() {
+  const add = [], remove = [];
+  $("correct-list").querySelectorAll("input").forEach((cb) => {
+    if (cb.checked && !state.present.has(cb.value)) add.push(cb.value);
+    if (!cb.checked && state.present.has(cb.value)) remove.push(cb.value);
+  });
+  if (!add.length && !remove.length) { setStatus("Nothing to correct: tick or untick a finding first.", true); return; }
+  const cmd = "/correct " + add.map((a) => "+" + quoteLabel(a)).concat(remove.map((r) => "-" + quoteLabel(r))).join(" ");
+  if (await send(cmd)) {
+    add.forEach((a) => state.present.add(a));
+    remove.forEach((r) => state.present.delete(r));
+    $("correct-panel").classList.add("hidden");
+    setStatus("");
+  }
+}
+
+// ---------------------------------------------------------------- download
+
+function markdown() {
+  const r = state.report;
+  const lines = ["# Chest X-ray report", "", "> **" + r.disclaimer + "**", "", "Model: `" + r.model + "`", "",
+    "## Findings (classifier probability)", "", "| finding | probability | predicted |", "|---|---:|:---:|"];
+  for (const [label, p] of Object.entries(r.findings)) {
+    lines.push("| " + label + " | " + p.toFixed(2) + " | " + (r.predicted.includes(label) ? "yes" : "") + " |");
+  }
+  lines.push("", "## Report", "", state.currentReport);
+  if (state.dialog.length) {
+    lines.push("", "## Dialog", "");
+    for (const m of state.dialog) lines.push((m.role === "user" ? "**You**: " : "**radialog**: ") + m.text, "");
+  }
+  return lines.join("\n").trim() + "\n";
+}
+
+function download() {
+  const blob = new Blob([markdown()], { type: "text/markdown" });
+  const a = document.createElement("a");
+  a.href = URL.createObjectURL(blob);
+  a.download = "radialog-report.md";
+  document.body.appendChild(a);
+  a.click();
+  setTimeout(() => { URL.revokeObjectURL(a.href); a.remove(); }, 0);
+}
+
+// ---------------------------------------------------------------- wiring
+
+$("file").addEventListener("change", (e) => chooseFile(e.target.files[0]));
+const drop = $("drop");
+drop.addEventListener("dragover", (e) => { e.preventDefault(); drop.classList.add("over"); });
+drop.addEventListener("dragleave", () => drop.classList.remove("over"));
+drop.addEventListener("drop", (e) => {
+  e.preventDefault();
+  drop.classList.remove("over");
+  if (e.dataTransfer.files.length) chooseFile(e.dataTransfer.files[0]);
+});
+$("upload-form").addEventListener("submit", generateReport);
+$("api-key").addEventListener("change", (e) => sessionStorage.setItem("radialog-key", e.target.value.trim()));
+$("chat-form").addEventListener("submit", async (e) => {
+  e.preventDefault();
+  const q = $("question");
+  const text = q.value;
+  if (await send(text)) q.value = "";
+});
+document.querySelectorAll("[data-cmd]").forEach((b) =>
+  b.addEventListener("click", () => send(b.dataset.cmd, b.textContent)));
+$("translate").addEventListener("click", () => {
+  const lang = $("language").value.trim();
+  if (lang) send("/translate " + lang, "Translate into " + lang);
+});
+$("open-correct").addEventListener("click", () => $("correct-panel").classList.toggle("hidden"));
+$("send-correct").addEventListener("click", applyCorrection);
+$("download").addEventListener("click", download);
