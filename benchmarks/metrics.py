@@ -49,11 +49,16 @@ def naive(preds: list[str], refs: list[str], boot_probe: int) -> dict[str, float
     from pycocoevalcap.meteor.meteor import Meteor
     from pycocoevalcap.rouge.rouge import Rouge
 
-    from radialog.metrics.tokenize import preprocess_report
+    from radialog.metrics.tokenize import _sentence_tokenizer, _treebank
+
+    def plain_preprocess(text: str) -> str:  # nltk.word_tokenize as RaDialog calls it, no caching
+        text = text.replace("\n", "").replace("<s>", "").replace("</s>", "")
+        sents = _sentence_tokenizer().tokenize(text)
+        return " ".join(tok for s in sents for tok in _treebank.tokenize(s)).lower()
 
     times = {}
     (p_tok, r_tok), times["tokenize"] = timed(
-        lambda: ([preprocess_report(t) for t in preds], [preprocess_report(t) for t in refs])
+        lambda: ([plain_preprocess(t) for t in preds], [plain_preprocess(t) for t in refs])
     )
     gts = {i: [r] for i, r in enumerate(r_tok)}
     res = {i: [p] for i, p in enumerate(p_tok)}

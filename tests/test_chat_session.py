@@ -67,7 +67,9 @@ def test_history_is_truncated_not_failed(model, image) -> None:
     s.report()
     base = s._count(s.conversation().render())
     for i in range(8):
-        s.ask(f"Question number {i}: describe the left lung base and the costophrenic angles in detail.")
+        s.ask(
+            f"Question number {i}: describe the left lung base and the costophrenic angles in detail."
+        )
     assert s.dropped_turns > 0 and s.dropped_turns % 2 == 0
     assert any("left out" in n for n in s.notices)
     kept = s.fitted_turns()
@@ -131,7 +133,11 @@ def test_save_json_and_markdown_atomically(model, image, tmp_path) -> None:
     assert "radiologist" in data["disclaimer"]
     md = s.to_markdown(tmp_path / "chat.md").read_text()
     assert "## Report" in md and "Is there a pneumothorax?" in md and "radiologist" in md
-    assert sorted(p.name for p in tmp_path.rglob("*")) == ["chat.json", "chat.md", "out"]  # no temp files
+    assert sorted(p.name for p in tmp_path.rglob("*")) == [
+        "chat.json",
+        "chat.md",
+        "out",
+    ]  # no temp files
 
 
 def test_text_only_session(model) -> None:

@@ -382,6 +382,8 @@ def test_cli_on_mimic_fixture(model, tmp_path, monkeypatch, capsys):
         "rg,view",
         "--out",
         str(out),
+        "--device",
+        "cpu",
         "--max-new-tokens",
         "4",
         "--bootstrap",

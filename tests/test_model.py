@@ -251,3 +251,46 @@ def test_real_smollm2_gguf_generates() -> None:
     assert model.tokenizer.convert_ids_to_tokens(model.codec.eos_token_id) == "<|im_end|>"
     text = model.generate(Conversation().add_user("What organ pumps blood?"), max_new_tokens=8)
     assert isinstance(text, str) and len(text) > 0
+
+
+def _llama_style_tokenizer():
+    """An offline word-level tokenizer whose EOS is "</s>" and which adds BOS, like Vicuna's."""
+    from tokenizers import Tokenizer, models, pre_tokenizers, processors
+    from transformers import PreTrainedTokenizerFast
+
+    words = ["<unk>", "<s>", "</s>", "USER", "ASSISTANT", ":", "a", "b", "hello", "."]
+    tok = Tokenizer(models.WordLevel({w: i for i, w in enumerate(words)}, unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    tok.post_processor = processors.TemplateProcessing(single="<s> $A", special_tokens=[("<s>", 1)])
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok, bos_token="<s>", eos_token="</s>", unk_token="<unk>"
+    )
+
+
+def test_codec_with_eos_literally_named_s() -> None:
+    from radialog.model.llm import TokenCodec
+
+    codec = TokenCodec(_llama_style_tokenizer())
+    assert codec.eos_token_id == 2 and codec.prefix == [1]
+    assert codec.encode("a </s>b") == [1, 6, 2, 7]
+    assert codec.encode_segments("hello <image> a") == [[1, 8], [6]]
+    assert codec.decode([8, 6, 2, 7]) == "hello a"
+
+
+def test_decode_cuts_at_literal_separator(tiny: RadialogModel) -> None:
+    ids = tiny.tokenizer("Normal heart size.</s>USER: more", add_special_tokens=False).input_ids
+    assert tiny.codec.eos_token_id not in ids  # SmolLM2 spells "</s>" as ordinary tokens
+    assert tiny.codec.decode(ids) == "Normal heart size."
+
+
+def test_frozen_encoder_stays_in_eval_mode() -> None:
+    from radialog.model.config import load_named_config
+
+    cfg = load_named_config("tiny")
+    cfg.encoder.trainable = False
+    model = RadialogModel.from_config(cfg)
+    model.train()
+    assert not model.encoder.training and model.adapter.training
+    assert all(not p.requires_grad for p in model.encoder.parameters())
+    assert all(p.requires_grad for p in model.adapter.parameters())
+    assert model.classifier_encoder.training  # its own config leaves it trainable

@@ -7,7 +7,6 @@ import base64
 import io
 import json
 import logging
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -19,36 +18,12 @@ import pytest
 import torch
 
 from radialog.serve import ServeSettings, create_app
+from radialog.serve.background import serve_in_background as live_server
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "src" / "radialog" / "assets" / "example_cxr.png"
 SHARED = ROOT.parent / "shared" / "data"
 DICOM = SHARED / "images" / "1.2.276.0.7230010.3.1.4.8323329.6904.1517875201.850819.dcm"
-
-
-@contextmanager
-def live_server(app) -> Iterator[str]:
-    """Run `app` under uvicorn on 127.0.0.1 with a free port; yield its base URL."""
-    import uvicorn
-
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        if time.monotonic() > deadline:
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
-        sock.close()
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +53,10 @@ def data_uri(data: bytes, mime: str = "image/png") -> str:
 def image_message(data: bytes, text: str = "Write a report for this X-ray.") -> dict:
     return {
         "role": "user",
-        "content": [{"type": "text", "text": text}, {"type": "image_url", "image_url": {"url": data_uri(data)}}],
+        "content": [
+            {"type": "text", "text": text},
+            {"type": "image_url", "image_url": {"url": data_uri(data)}},
+        ],
     }
 
 
@@ -94,15 +72,23 @@ def test_openai_client_report_then_follow_up(server, png) -> None:
     from openai import OpenAI
 
     client = OpenAI(base_url=f"{server}/v1", api_key="unused", max_retries=0)
-    first = client.chat.completions.create(model="tiny", messages=[image_message(png)], max_tokens=6)
+    first = client.chat.completions.create(
+        model="tiny", messages=[image_message(png)], max_tokens=6
+    )
     report = first.choices[0].message.content
     assert isinstance(report, str)
-    assert first.usage.completion_tokens <= 6 and first.usage.prompt_tokens > 100  # includes image tokens
+    assert (
+        first.usage.completion_tokens <= 6 and first.usage.prompt_tokens > 100
+    )  # includes image tokens
     assert first.usage.total_tokens == first.usage.prompt_tokens + first.usage.completion_tokens
     extra = first.model_extra["radialog"]
     assert extra["kind"] == "report" and len(extra["findings"]) == 14
     # the same report through the upload endpoint (one model, greedy: same text)
-    up = httpx.post(f"{server}/v1/reports", files={"file": ("x.png", png, "image/png")}, params={"max_tokens": 6})
+    up = httpx.post(
+        f"{server}/v1/reports",
+        files={"file": ("x.png", png, "image/png")},
+        params={"max_tokens": 6},
+    )
     assert up.status_code == 200 and up.json()["report"] == report
 
     follow = client.chat.completions.create(
@@ -118,7 +104,9 @@ def test_openai_client_report_then_follow_up(server, png) -> None:
     corr = follow.model_extra["radialog"]
     assert corr["kind"] == "correct"
     assert set(corr["correction"]["added"]) == {"Pleural Effusion"}
-    assert corr["correction"]["prompt"].startswith("Please adapt the report with the following corrections")
+    assert corr["correction"]["prompt"].startswith(
+        "Please adapt the report with the following corrections"
+    )
 
 
 def test_openai_client_streaming_matches_non_streaming(server, png) -> None:
@@ -128,7 +116,11 @@ def test_openai_client_streaming_matches_non_streaming(server, png) -> None:
     messages = [{"role": "user", "content": "What is a pleural effusion?"}]
     full = client.chat.completions.create(model="tiny", messages=messages, max_tokens=8)
     stream = client.chat.completions.create(
-        model="tiny", messages=messages, max_tokens=8, stream=True, stream_options={"include_usage": True}
+        model="tiny",
+        messages=messages,
+        max_tokens=8,
+        stream=True,
+        stream_options={"include_usage": True},
     )
     pieces, finish, usage = [], None, None
     for chunk in stream:
@@ -151,7 +143,15 @@ def test_report_upload_shape_and_preview(server, png) -> None:
     )
     assert r.status_code == 200
     body = r.json()
-    assert set(body) == {"findings", "predicted", "report", "model", "disclaimer", "timings", "image"}
+    assert set(body) == {
+        "findings",
+        "predicted",
+        "report",
+        "model",
+        "disclaimer",
+        "timings",
+        "image",
+    }
     assert list(body["findings"])[0] == "No Finding" and len(body["findings"]) == 14
     assert "radiologist" in body["disclaimer"]
     from PIL import Image
@@ -189,15 +189,31 @@ def test_chat_request_errors(server, png) -> None:
     def post(body: dict) -> httpx.Response:
         return httpx.post(f"{server}/v1/chat/completions", json=body, timeout=60)
 
-    remote = {"role": "user", "content": [{"type": "image_url", "image_url": {"url": "https://example.org/x.png"}}]}
+    remote = {
+        "role": "user",
+        "content": [{"type": "image_url", "image_url": {"url": "https://example.org/x.png"}}],
+    }
     r = post({"messages": [remote]})
     assert r.status_code == 400 and r.json()["error"]["code"] == "remote_image_url"
     assert "offline" in r.json()["error"]["message"]
-    r = post({"messages": [image_message(png), {"role": "assistant", "content": "x"}, image_message(png)]})
+    r = post(
+        {
+            "messages": [
+                image_message(png),
+                {"role": "assistant", "content": "x"},
+                image_message(png),
+            ]
+        }
+    )
     assert r.status_code == 400 and r.json()["error"]["code"] == "too_many_images"
-    r = post({"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]})
+    r = post(
+        {"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]}
+    )
     assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_message_order"
-    bad_b64 = {"role": "user", "content": [{"type": "image_url", "image_url": {"url": "data:image/png;base64,@@@"}}]}
+    bad_b64 = {
+        "role": "user",
+        "content": [{"type": "image_url", "image_url": {"url": "data:image/png;base64,@@@"}}],
+    }
     assert post({"messages": [bad_b64]}).json()["error"]["code"] == "invalid_base64"
     r = post({"messages": [{"role": "user", "content": "/correct +banana"}]})
     assert r.status_code == 400 and "unknown finding" in r.json()["error"]["message"]
@@ -244,8 +260,14 @@ def test_api_key_required_when_set(model, png) -> None:
         assert httpx.get(f"{url}/healthz").status_code == 200  # health checks need no key
         r = httpx.get(f"{url}/v1/models")
         assert r.status_code == 401 and r.json()["error"]["code"] == "invalid_api_key"
-        assert httpx.get(f"{url}/v1/models", headers={"Authorization": "Bearer wrong"}).status_code == 401
-        assert httpx.get(f"{url}/v1/models", headers={"Authorization": "Bearer s3cret"}).status_code == 200
+        assert (
+            httpx.get(f"{url}/v1/models", headers={"Authorization": "Bearer wrong"}).status_code
+            == 401
+        )
+        assert (
+            httpx.get(f"{url}/v1/models", headers={"Authorization": "Bearer s3cret"}).status_code
+            == 200
+        )
         assert httpx.get(f"{url}/v1/models", headers={"X-API-Key": "s3cret"}).status_code == 200
         from openai import AuthenticationError, OpenAI
 
@@ -326,14 +348,22 @@ def test_concurrent_conversations_do_not_share_history(model, png) -> None:
     with live_server(create_app(model, settings)) as url:
         convs = {
             "a": [{"role": "user", "content": "What is an effusion?"}],
-            "b": [{"role": "user", "content": "Translate nothing."}, {"role": "assistant", "content": "ok"},
-                  {"role": "user", "content": "/summary"}],
+            "b": [
+                {"role": "user", "content": "Translate nothing."},
+                {"role": "assistant", "content": "ok"},
+                {"role": "user", "content": "/summary"},
+            ],
         }
-        alone = {k: httpx.post(f"{url}/v1/chat/completions", json={"messages": v}, timeout=60).json() for k, v in convs.items()}
+        alone = {
+            k: httpx.post(f"{url}/v1/chat/completions", json={"messages": v}, timeout=60).json()
+            for k, v in convs.items()
+        }
         together: dict[str, dict] = {}
 
         def call(k: str) -> None:
-            together[k] = httpx.post(f"{url}/v1/chat/completions", json={"messages": convs[k]}, timeout=60).json()
+            together[k] = httpx.post(
+                f"{url}/v1/chat/completions", json={"messages": convs[k]}, timeout=60
+            ).json()
 
         threads = [threading.Thread(target=call, args=(k,)) for k in ("a", "b", "a", "b")]
         for t in threads:

@@ -20,7 +20,9 @@ def _app():
 
     model = RadialogModel.from_config("tiny")
     # Small limits keep each example fast; the queue is large so fuzzing never sees 503.
-    return create_app(model, ServeSettings(max_new_tokens=2, max_upload_mb=1, queue_size=64, api_key=None))
+    return create_app(
+        model, ServeSettings(max_new_tokens=2, max_upload_mb=1, queue_size=64, api_key=None)
+    )
 
 
 schema = schemathesis.openapi.from_asgi("/openapi.json", _app())

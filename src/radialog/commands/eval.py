@@ -33,7 +33,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="KEY=VALUE",
         help="extra dataset option, repeatable (mimic: root=DIR; custom: path=FILE; iu: split_file=FILE)",
     )
-    parser.add_argument("--split", default="test", help="train, val or test (default: %(default)s)")
+    parser.add_argument(
+        "--split", default="test", help="train, val, test or all (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--device",
+        default=None,
+        help="torch device for the model, e.g. cuda or cpu (default: cuda when available)",
+    )
     parser.add_argument(
         "--tasks",
         default="rg",
@@ -140,14 +147,21 @@ def run(args: argparse.Namespace) -> int:
     )
     options.resolved_tasks()  # fail on a typo before loading anything
     kwargs = _dataset_kwargs(args.dataset_arg)
+    if dataset == "phantom-iu" and args.limit is not None:
+        # Its loader renders every phantom of the split up front; only render what is used.
+        kwargs.setdefault("limit", args.limit)
     if dataset == "mimic":
         kwargs.setdefault("require_findings", "true")
         kwargs["require_findings"] = str(kwargs["require_findings"]).lower() in ("1", "true", "yes")
-    studies = load_dataset(dataset, args.split, **kwargs)
+    split = None if args.split.strip().lower() == "all" else args.split
+    studies = load_dataset(dataset, split, **kwargs)
     model_label = Path(args.model).name if Path(args.model).exists() else args.model
     suffix = "-nofindings" if args.no_findings else ""
     out = Path(args.out or f"runs/eval-{model_label}-{dataset}-{args.split}{suffix}")
     model = load_model(args)
+    device = args.device or _default_device()
+    if device != "cpu":
+        model.to(device)
     with _progress() as progress:
         result = run_eval(
             model,
@@ -161,6 +175,12 @@ def run(args: argparse.Namespace) -> int:
         )
     _print_summary(result, out)
     return 0
+
+
+def _default_device() -> str:
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def _check_java(args: argparse.Namespace) -> None:

@@ -89,10 +89,16 @@ def read_classifier(path: Path) -> ClassifierCheckpoint:
         )
     enc_prefix = prefix + "biovil_encoder."
     encoder = strip_prefix(state, enc_prefix)
-    head = {k[len(prefix) :]: v for k, v in state.items() if k.startswith((prefix + "fc1.", prefix + "fc2."))}
+    head = {
+        k[len(prefix) :]: v
+        for k, v in state.items()
+        if k.startswith((prefix + "fc1.", prefix + "fc2."))
+    }
     if set(head) != {"fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias"}:
         raise CheckpointError(f"{path}: expected fc1/fc2 weights and biases, found {sorted(head)}")
-    other = sorted(k for k in state if not k.startswith(enc_prefix) and k[len(prefix) :] not in head)
+    other = sorted(
+        k for k in state if not k.startswith(enc_prefix) and k[len(prefix) :] not in head
+    )
     try:
         joint = int(encoder["projector.model.3.weight"].shape[0])
     except KeyError:

@@ -63,10 +63,14 @@ def read_lora_dir(path: Path) -> LoraCheckpoint:
         state = load_file(str(path / "adapter_model.safetensors"))
     elif (path / "adapter_model.bin").is_file():
         state = tensor_dict(
-            load_torch_file(path / "adapter_model.bin"), "adapter weights", path / "adapter_model.bin"
+            load_torch_file(path / "adapter_model.bin"),
+            "adapter weights",
+            path / "adapter_model.bin",
         )
     else:
-        raise ModelNotFoundError(f"{path} has neither adapter_model.bin nor adapter_model.safetensors")
+        raise ModelNotFoundError(
+            f"{path} has neither adapter_model.bin nor adapter_model.safetensors"
+        )
     lora: dict[str, torch.Tensor] = {}
     extras: dict[str, torch.Tensor] = {}
     for key, value in state.items():
@@ -76,7 +80,9 @@ def read_lora_dir(path: Path) -> LoraCheckpoint:
         else:
             extras[key] = value
     if not lora:
-        raise CheckpointError(f"{path}: no LoRA weights (keys like '...layers.0.self_attn.q_proj.lora_A.weight')")
+        raise CheckpointError(
+            f"{path}: no LoRA weights (keys like '...layers.0.self_attn.q_proj.lora_A.weight')"
+        )
     return LoraCheckpoint(path, config, lora, extras)
 
 
@@ -113,7 +119,10 @@ def check_against_base(ckpt: LoraCheckpoint, base: BaseLLMInfo) -> None:
                 f"(hidden_size {base.hidden_size}): {hint}"
             )
     for key, value in ckpt.extras.items():
-        if key.endswith(("embed_tokens.weight", "lm_head.weight")) and value.shape[0] != base.vocab_size:
+        if (
+            key.endswith(("embed_tokens.weight", "lm_head.weight"))
+            and value.shape[0] != base.vocab_size
+        ):
             raise CheckpointError(
                 f"adapter {key} has a vocabulary of {value.shape[0]} but base LLM {base.path} has "
                 f"{base.vocab_size}: {hint}"
@@ -140,5 +149,7 @@ def write_adapter(ckpt: LoraCheckpoint, out: Path, base_path: Path) -> PartRepor
     )
     out.mkdir(parents=True, exist_ok=True)
     config.save_pretrained(str(out))
-    save_file({k: v.contiguous() for k, v in ckpt.lora.items()}, str(out / "adapter_model.safetensors"))
+    save_file(
+        {k: v.contiguous() for k, v in ckpt.lora.items()}, str(out / "adapter_model.safetensors")
+    )
     return PartReport("LLM LoRA adapter", str(ckpt.path), loaded=len(ckpt.lora))

@@ -30,7 +30,9 @@ def atomic_dir(out: Path, fill: Callable[[Path], None], *, force: bool) -> Path:
     """Fill a temp dir beside `out`, then move it into place (replacing `out` only if `force`)."""
     out = out.expanduser().resolve()
     if out.exists() and any(out.iterdir()) and not force:
-        raise InvalidInputError(f"{out} exists and is not empty; choose another --out or pass --force")
+        raise InvalidInputError(
+            f"{out} exists and is not empty; choose another --out or pass --force"
+        )
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp-"))
     try:
@@ -70,6 +72,8 @@ def write_model(
         if extra is not None:
             extra(tmp)
         report.out = out.expanduser().resolve()
-        (tmp / REPORT_NAME).write_text(json.dumps(report.to_dict(), indent=2) + "\n", encoding="utf-8")
+        (tmp / REPORT_NAME).write_text(
+            json.dumps(report.to_dict(), indent=2) + "\n", encoding="utf-8"
+        )
 
     return atomic_dir(out, fill, force=force)

@@ -177,10 +177,10 @@ def _downstream_rows(
 ) -> list[dict]:
     rows = []
 
-    def have(task: str, key_of) -> list[str]:
+    def have(key_of) -> list[str]:
         return [i for i in ids if key_of(i) in rec_a and key_of(i) in rec_b]
 
-    sub = have("correction", lambda i: f"correction/{i}")
+    sub = have(lambda i: f"correction/{i}")
     if sub and len(sub) == len(ids):
         mats = [
             label_matrix(
@@ -202,7 +202,7 @@ def _downstream_rows(
         ("all_qa", list_rows, "List-all QA F1", lambda i: f"all_qa/{i}"),
     )
     for task, parse, label, key_of in qa:
-        if len(have(task, key_of)) != len(ids):
+        if len(have(key_of)) != len(ids):
             continue
         stats = []
         for rec in (rec_a, rec_b):
@@ -224,7 +224,7 @@ def _downstream_rows(
                 stats[0].convention,
             )
         )
-    view_ids = have("view", lambda i: f"view/{i}")
+    view_ids = have(lambda i: f"view/{i}")
     if view_ids:
         true = [rec_a[f"view/{i}"]["reference"] for i in view_ids]
         preds = [

@@ -97,9 +97,15 @@ def config_from_state_dict(state: dict[str, torch.Tensor]) -> BertConfig:
 
 
 def load_state_dict(path: Path) -> dict[str, torch.Tensor]:
-    """Read chexbert.pth and strip DataParallel's `module.` prefix."""
+    """Read chexbert.pth (or radialog's converted model.safetensors) and strip DataParallel's
+    `module.` prefix."""
     try:
-        raw = torch.load(path, map_location="cpu", weights_only=True)
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            raw = load_file(str(path))
+        else:
+            raw = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # pickle/zip errors come in many types
         raise CheckpointError(f"cannot read CheXbert checkpoint {path}: {exc}") from exc
     state = raw.get("model_state_dict", raw) if isinstance(raw, dict) else None
@@ -167,7 +173,10 @@ class CheXbertLabeler:
         """Load `chexbert.pth` (or a directory holding it); every weight must land."""
         path = Path(path)
         if path.is_dir():
-            path = path / CHECKPOINT_NAME
+            # `radialog convert --from chexbert` writes model.safetensors instead.
+            converted = path / "model.safetensors"
+            has_pth = (path / CHECKPOINT_NAME).is_file()
+            path = converted if converted.is_file() and not has_pth else path / CHECKPOINT_NAME
         if not path.is_file():
             raise ModelNotFoundError(f"CheXbert checkpoint not found: {path}")
         state = load_state_dict(path)

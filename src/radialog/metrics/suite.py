@@ -76,12 +76,15 @@ def _resolve_labeler(labeler: Any):
 def _label(
     labeler: Any, texts: Sequence[str], step: Callable[[int], None], chunk: int = 256
 ) -> np.ndarray:
+    # Each distinct text is labelled once: generated reports repeat verbatim a lot.
+    unique = list(dict.fromkeys(texts))
     results = []
-    for start in range(0, len(texts), chunk):
-        part = list(texts[start : start + chunk])
+    for start in range(0, len(unique), chunk):
+        part = unique[start : start + chunk]
         results.extend(labeler.label(part))
         step(len(part))
-    return label_matrix(results)
+    index = {text: i for i, text in enumerate(unique)}
+    return label_matrix(results)[[index[t] for t in texts]]
 
 
 def _clean(x: float) -> float | None:

@@ -47,11 +47,15 @@ def _sentence_tokenizer() -> PunktSentenceTokenizer:
     return PunktSentenceTokenizer(english_punkt_parameters())
 
 
+@functools.lru_cache(maxsize=200_000)
+def _sentence_tokens(sentence: str) -> tuple[str, ...]:
+    # Reports repeat sentences a lot ("No pneumothorax."), and the Treebank regexes dominate.
+    return tuple(_treebank.tokenize(sentence))
+
+
 def word_tokenize(text: str) -> list[str]:
     """Same tokens as ``nltk.word_tokenize(text)`` (English, ``preserve_line=False``)."""
-    return [
-        tok for sent in _sentence_tokenizer().tokenize(text) for tok in _treebank.tokenize(sent)
-    ]
+    return [tok for sent in _sentence_tokenizer().tokenize(text) for tok in _sentence_tokens(sent)]
 
 
 def preprocess_report(text: str) -> str:

@@ -5,8 +5,8 @@
   `cross_attention_freq`-th layer, FFN; post-norm), then a Linear to the LLM width.
 - `ProjectAdapter` ("project", RaDialog v2 / LLaVA mlp2x_gelu): Linear-GELU-Linear per patch.
 
-Patches are flattened v2-style, `x.flatten(2).transpose(1, 2)` (one token per grid cell), not
-v1's channels-first reshape.
+Patches are flattened v2-style by default, `x.flatten(2).transpose(1, 2)` (one token per grid
+cell); `AdapterConfig.patch_order="channels_first"` reproduces v1's reshape for its Q-Former.
 """
 
 from __future__ import annotations

@@ -120,6 +120,7 @@ def _atomic_save(target: Path, save: Any) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}-"))
     try:
+        tmp.chmod(0o755)  # mkdtemp makes it private; the cache is meant to be shared
         save(tmp)
         try:
             tmp.rename(target)

@@ -144,7 +144,25 @@ class RadialogModel(nn.Module):
         self.llm = llm
         self.tokenizer = tokenizer
         self.codec = TokenCodec(tokenizer)
+        for enc, enc_cfg in self._encoders():
+            if not enc_cfg.trainable:
+                enc.requires_grad_(False)
         self.eval()
+
+    def _encoders(self) -> list[tuple[nn.Module, EncoderConfig]]:
+        pairs = [(self.encoder, self.config.encoder)]
+        if self.classifier_encoder is not None and self.config.classifier.encoder is not None:
+            pairs.append((self.classifier_encoder, self.config.classifier.encoder))
+        return pairs
+
+    def train(self, mode: bool = True) -> RadialogModel:
+        """As nn.Module.train, but frozen encoders (`trainable: false`) stay in eval mode so
+        their BatchNorm statistics do not drift."""
+        super().train(mode)
+        for enc, enc_cfg in self._encoders():
+            if not enc_cfg.trainable:
+                enc.eval()
+        return self
 
     @staticmethod
     def _grid(cfg: EncoderConfig, encoder: nn.Module) -> tuple[int, int]:

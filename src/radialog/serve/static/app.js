@@ -233,7 +233,9 @@ async function applyCorrection() {
   });
   if (!add.length && !remove.length) { setStatus("Nothing to correct: tick or untick a finding first.", true); return; }
   const cmd = "/correct " + add.map((a) => "+" + quoteLabel(a)).concat(remove.map((r) => "-" + quoteLabel(r))).join(" ");
-  if (await send(cmd)) {
+  const shown = "Correct the report: " + [add.length ? "add " + add.join(", ").toLowerCase() : "",
+    remove.length ? "remove " + remove.join(", ").toLowerCase() : ""].filter(Boolean).join("; ");
+  if (await send(cmd, shown)) {
     add.forEach((a) => state.present.add(a));
     remove.forEach((r) => state.present.delete(r));
     $("correct-panel").classList.add("hidden");

@@ -1,0 +1,118 @@
+"""The web page in real headless Chromium (Debian's /usr/bin/chromium via Playwright):
+upload an X-ray, get the report and findings, ask a question, correct, see a bad file
+rejected clearly. A screenshot is saved to the test's tmp dir."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from radialog.serve import ServeSettings, create_app
+from radialog.serve.background import serve_in_background
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE = ROOT / "src" / "radialog" / "assets" / "example_cxr.png"
+SHARED_IMAGE = ROOT.parent / "shared" / "data" / "images" / "00000001_000.png"
+CHROMIUM = os.environ.get("RADIALOG_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not Path(CHROMIUM).exists() and not shutil.which("chromium"):
+        pytest.skip("Debian's chromium is not installed (make browser-deps)")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        yield b
+        b.close()
+
+
+@pytest.fixture(scope="module")
+def server():
+    torch.set_num_threads(1)
+    from radialog.model import RadialogModel
+
+    model = RadialogModel.from_config("tiny")
+    with serve_in_background(
+        create_app(model, ServeSettings(max_new_tokens=12, api_key=None))
+    ) as url:
+        yield url
+
+
+def test_upload_report_question_and_correction(browser, server, tmp_path) -> None:
+    image = EXAMPLE if EXAMPLE.exists() else SHARED_IMAGE
+    if not image.exists():
+        pytest.skip("no example image")
+    page = browser.new_page(viewport={"width": 1280, "height": 1000})
+    external: list[str] = []
+    page.on(
+        "request",
+        lambda r: (
+            None
+            if r.url.startswith(server) or r.url.startswith(("data:", "blob:"))
+            else external.append(r.url)
+        ),
+    )
+    page.goto(server + "/")
+    assert "reviewed by a radiologist" in page.inner_text("#disclaimer")
+
+    page.set_input_files("#file", str(image))
+    page.click("#generate")
+    page.wait_for_selector("#result:not(.hidden)", timeout=60_000)
+    assert page.locator("#findings li").count() == 14
+    assert page.locator("#findings li.on").count() >= 1  # predicted findings are highlighted
+    assert page.eval_on_selector("#preview", "img => img.complete && img.naturalWidth > 0")
+    report = page.inner_text("#report")
+    assert "Report ready" in page.inner_text("#status")
+
+    page.fill("#question", "Is there a pleural effusion?")
+    page.click("#send")
+    page.wait_for_function(
+        "document.querySelectorAll('#messages .msg.assistant').length >= 1 && !document.querySelector('#send').disabled",
+        timeout=60_000,
+    )
+    assert page.locator("#messages .msg.user").first.inner_text() == "Is there a pleural effusion?"
+    assert page.locator("#messages .msg.error").count() == 0
+
+    page.click("[data-cmd='/easy']")
+    page.wait_for_function(
+        "document.querySelectorAll('#messages .msg.assistant').length >= 2 && !document.querySelector('#send').disabled",
+        timeout=60_000,
+    )
+
+    page.click("#open-correct")
+    box = page.locator("#correct-list input[value='Pleural Effusion']")
+    box.set_checked(not box.is_checked())
+    page.click("#send-correct")
+    page.wait_for_selector("#messages .check", timeout=60_000)
+    assert "Correction check" in page.inner_text("#messages .check")
+    assert page.inner_text("#report") != "" and isinstance(report, str)
+
+    shot = tmp_path / "radialog-page.png"
+    page.screenshot(path=str(shot), full_page=True)
+    assert shot.stat().st_size > 10_000
+    assert external == []  # no CDN, no fonts, nothing outside the server
+
+    # a file that is not an X-ray: a clear message, no crash
+    bad = tmp_path / "notes.txt"
+    bad.write_text("not an image")
+    page.set_input_files("#file", str(bad))
+    page.click("#generate")
+    page.wait_for_selector("#status.error", timeout=30_000)
+    assert "PNG, JPEG or DICOM" in page.inner_text("#status")
+    page.close()
