@@ -13,7 +13,7 @@ from radialog.labels import CHEXPERT_LABELS
 from radialog.model.prompt import Conversation, report_conversation
 from radialog.model.radialog_model import IGNORE_INDEX, RadialogModel, Report
 
-torch.set_num_threads(2)
+torch.set_num_threads(1)
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 IMAGE = DATA / "images" / "00000001_000.png"

@@ -22,7 +22,7 @@ from radialog.model.config import (
 )
 from radialog.model.encoders import BioVilTEncoder, SmallCNNEncoder, build_encoder
 
-torch.set_num_threads(2)
+torch.set_num_threads(1)
 
 
 # ----------------------------------------------------------------------------- configs

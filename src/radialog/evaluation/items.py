@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 
 from radialog.data.study import Study, StudyImage
 from radialog.evaluation.parsing import normalize_view
@@ -53,7 +54,8 @@ def build_items(studies: Iterable[Study], images: str = "frontal") -> list[EvalI
             chosen = [first] if first is not None else []
         else:
             chosen = list(study.images)
-        chosen = [im for im in chosen if im.path is not None]
+        # MIMIC adapters give paths even for images not downloaded: keep only real files.
+        chosen = [im for im in chosen if im.path is not None and Path(im.path).is_file()]
         if not chosen:
             skipped_image += 1
             continue

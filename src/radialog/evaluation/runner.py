@@ -116,7 +116,7 @@ def run_eval(
     if not items:
         raise InvalidInputError(
             f"no test items in {dataset} ({split or 'all splits'}): the studies need a findings section "
-            "and an available image"
+            "and an image file that exists (for iu, pass --dataset-arg image_root=DIR; or try --split all)"
         )
     run = {
         "model": model_name,

@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from pycocoevalcap.bleu.bleu_scorer import cook_refs, cook_test
@@ -45,6 +46,7 @@ class NlgStatistics:
     cider: np.ndarray  # (N,) with document frequencies from all references
     meteor: np.ndarray | None  # (N, 23) additive METEOR statistics
     meteor_corpus: float | None  # the jar's corpus score
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per stage
 
     def statistics(self) -> list[Statistic]:
         bleu_totals = self.bleu.sum(axis=0)
@@ -180,17 +182,21 @@ def nlg_statistics(
         raise ValueError("no reports to score")
     p_tok = list(preds) if pretokenized else tokenize_all(preds)
     r_tok = list(refs) if pretokenized else tokenize_all(refs)
+    t0 = time.perf_counter()
     bleu = np.array(
         [bleu_statistics(p, r) for p, r in zip(p_tok, r_tok, strict=True)], dtype=np.float64
     )
     rouge = np.array([rouge_l(p, r) for p, r in zip(p_tok, r_tok, strict=True)], dtype=np.float64)
     cider = cider_scores(p_tok, r_tok)
+    timings = {"bleu, rouge, cider": time.perf_counter() - t0}
     meteor_stats = meteor_corpus = None
     if meteor:
+        t0 = time.perf_counter()
         from radialog.metrics.meteor import additive_stats, get_meteor
 
         proc = get_meteor()
         lines = proc.segment_stats(p_tok, [[r] for r in r_tok], on_progress=on_meteor_progress)
         meteor_corpus, _ = proc.evaluate(lines)
         meteor_stats = additive_stats(lines)
-    return NlgStatistics(bleu, rouge, cider, meteor_stats, meteor_corpus)
+        timings["meteor (java)"] = time.perf_counter() - t0
+    return NlgStatistics(bleu, rouge, cider, meteor_stats, meteor_corpus, timings)

@@ -146,7 +146,6 @@ class _Collector:
         t = time.perf_counter()
         pred_tok = tokenize_all(preds)
         self._time("tokenize", t)
-        t = time.perf_counter()
         with self.progress.stage("METEOR (java)", len(preds) if self.meteor else 0) as step:
             nlg = nlg_statistics(
                 pred_tok,
@@ -155,7 +154,8 @@ class _Collector:
                 pretokenized=True,
                 on_meteor_progress=step,
             )
-        self._time("nlg (bleu, meteor, rouge, cider)", t)
+        for stage, seconds in nlg.timings.items():
+            self.timings[stage] = self.timings.get(stage, 0.0) + seconds
         for s in nlg.statistics():
             key = _NLG_KEYS[s.name]
             stats[key] = Statistic(key, s.value, s.resample, s.convention)

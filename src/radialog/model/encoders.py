@@ -263,13 +263,13 @@ class HFVisionEncoder(ImageEncoder):
 
     def __init__(self, path: str | Path) -> None:
         super().__init__()
-        from transformers import AutoConfig, AutoModel
-
         path = Path(path)
         if not (path / "config.json").is_file():
             raise ModelNotFoundError(
                 f"vision model directory {path} has no config.json; give a local Hugging Face model dir"
             )
+        from transformers import AutoConfig, AutoModel
+
         config = AutoConfig.from_pretrained(path)
         model = AutoModel.from_pretrained(path)
         # Vision-language checkpoints (CLIP, SigLIP) wrap the vision tower.

@@ -71,7 +71,7 @@ def classification_metrics(
     out["micro_f1"] = float(2 * tp.sum() / max(2 * tp.sum() + fp.sum() + fn.sum(), 1))
     out["macro_auroc"] = float(np.nanmean(aucs)) if np.isfinite(aucs).any() else float("nan")
     out["macro_auroc_labels"] = float(np.isfinite(aucs).sum())
-    for j, name in enumerate(names):
+    for j, name in enumerate(names[: probs.shape[1]]):
         key = name.lower().replace(" ", "_")
         if np.isfinite(f1[j]):
             out[f"f1/{key}"] = float(f1[j])
