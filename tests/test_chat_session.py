@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from radialog.chat import GenerationOptions, Session
+from radialog.chat.prompts import EASY_LANGUAGE_PROMPT
 from radialog.chat.session import check_correction
 from radialog.labeler import label_report
 from radialog.model.prompt import SYSTEM_PROMPT, correction_prompt
@@ -50,7 +51,7 @@ def test_report_then_follow_ups_use_radialog_format(model, image) -> None:
     rendered = s.conversation().render()
     # exactly RaDialog's serialisation: system, USER/ASSISTANT turns, </s> after answers
     assert rendered.startswith(SYSTEM_PROMPT + " USER: <image>. Predicted Findings: ")
-    assert f"ASSISTANT: {report}</s>USER: Explain this report in very easy terms" in rendered
+    assert f"ASSISTANT: {report}</s>USER: {EASY_LANGUAGE_PROMPT}" in rendered
     assert rendered.endswith("</s>")
     assert [t.kind for t in s.turns] == ["report", "report", "easy", "easy", "ask", "ask"]
 

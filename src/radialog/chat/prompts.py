@@ -1,16 +1,18 @@
-"""Follow-up instructions for the dialog (RaDialog's instruct-task wording).
+"""Follow-up instructions for the dialog.
 
 The report-generation and correction prompts live in `radialog.model.prompt` (the single
-source of the conversation format); these are the remaining follow-up tasks, worded like
-the first prompt of each task list in RaDialog's instruct dataset.
+source of the conversation format). The other follow-ups use the first phrasing of the
+matching task bank in `radialog.data.instruct_prompts`, so the dialog asks exactly what the
+model was fine-tuned on.
 """
 
 from __future__ import annotations
 
+from radialog.data.instruct_prompts import EASY_LANGUAGE, SUMMARIZE
 from radialog.model.prompt import IMPRESSION_PROMPT, correction_prompt
 
-EASY_LANGUAGE_PROMPT = "Explain this report in very easy terms, such that a child would understand."
-SUMMARY_PROMPT = "Summarize this report with bullet points."
+EASY_LANGUAGE_PROMPT = EASY_LANGUAGE[0]
+SUMMARY_PROMPT = SUMMARIZE[0]
 
 
 def translate_prompt(language: str) -> str:

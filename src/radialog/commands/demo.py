@@ -12,8 +12,8 @@ from radialog.commands._common import add_model_argument, load_model
 from radialog.commands.report import format_report
 
 FOLLOW_UPS = (
-    "Is there any pleural effusion?",
-    "Summarize this report in one sentence.",
+    "Is there any Pleural Effusion?",
+    "Summarize the report in one sentence.",
 )
 
 
