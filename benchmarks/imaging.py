@@ -48,6 +48,23 @@ def main() -> None:
             ),
         ),
         ("render_phantom([], 256)", lambda: render_phantom([], next(seeds), 256)),
+        (
+            "render_phantom([], 512, LATERAL)",
+            lambda: render_phantom([], next(seeds), 512, "LATERAL"),
+        ),
+        (
+            "render_phantom(4 findings, 512, LAT)",
+            lambda: render_phantom(
+                ["Cardiomegaly", "Pleural Effusion", "Edema", "Support Devices"],
+                next(seeds),
+                512,
+                "LATERAL",
+            ),
+        ),
+        (
+            "render_phantom([], 256, LATERAL)",
+            lambda: render_phantom([], next(seeds), 256, "LATERAL"),
+        ),
         ("read_xray(example PNG)", lambda: read_xray(example_image_path())),
         ("XRayTransform(448) on XRay", lambda: transform(xray)),
     ]

@@ -3,20 +3,17 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-IU_ANNOTATION = (
-    Path(__file__).resolve().parents[1].parent / "shared" / "data" / "iu" / "r2gen_annotation.json"
-)
+from data_paths import IU_R2GEN_ANNOTATION
 
 
 def iu_reports(split: str = "test", limit: int | None = None) -> list[str]:
-    if not IU_ANNOTATION.is_file():
-        pytest.skip(f"IU X-ray annotation not found at {IU_ANNOTATION}")
-    data = json.loads(IU_ANNOTATION.read_text())
+    if not IU_R2GEN_ANNOTATION.is_file():
+        pytest.skip(f"IU X-ray annotation not found at {IU_R2GEN_ANNOTATION}")
+    data = json.loads(IU_R2GEN_ANNOTATION.read_text())
     reports = [r["report"] for r in data[split] if r["report"].strip()]
     return reports[:limit] if limit else reports
 

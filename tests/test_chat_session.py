@@ -10,15 +10,12 @@ from pathlib import Path
 import pytest
 import torch
 
+from data_paths import EXAMPLE_IMAGE, SHARED_DATA
 from radialog.chat import GenerationOptions, Session
 from radialog.chat.prompts import EASY_LANGUAGE_PROMPT
 from radialog.chat.session import check_correction
 from radialog.labeler import label_report
 from radialog.model.prompt import SYSTEM_PROMPT, correction_prompt
-
-ROOT = Path(__file__).resolve().parents[1]
-EXAMPLE = ROOT / "src" / "radialog" / "assets" / "example_cxr.png"
-SHARED = ROOT.parent / "shared" / "data"
 
 
 @pytest.fixture(scope="module")
@@ -31,9 +28,9 @@ def model():
 
 @pytest.fixture()
 def image() -> Path:
-    if EXAMPLE.exists():
-        return EXAMPLE
-    alt = SHARED / "images" / "00000001_000.png"
+    if EXAMPLE_IMAGE.exists():
+        return EXAMPLE_IMAGE
+    alt = SHARED_DATA / "images" / "00000001_000.png"
     if not alt.exists():
         pytest.skip("no example image available")
     return alt

@@ -8,21 +8,14 @@ from pathlib import Path
 
 import pytest
 
+from data_paths import IU_R2GEN_ANNOTATION
 from radialog.data.iu import IUXRay, parse_report_xml, torchxrayvision_data_dir
 from radialog.labels import CHEXPERT_LABELS
-
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-R2GEN = SHARED / "iu" / "r2gen_annotation.json"
 
 pytestmark = pytest.mark.skipif(
     importlib.util.find_spec("torchxrayvision") is None,
     reason="torchxrayvision package data not installed",
 )
-
-
-@pytest.fixture(scope="module")
-def iu() -> IUXRay:
-    return IUXRay(split_file=R2GEN if R2GEN.is_file() else None)
 
 
 def test_parses_every_report_with_sections(iu: IUXRay) -> None:
@@ -50,7 +43,7 @@ def test_views_come_from_dicom_metadata(iu: IUXRay) -> None:
     assert all(image.path is None for image in study.images)  # no image_root given
 
 
-@pytest.mark.skipif(not R2GEN.is_file(), reason="R2Gen split file not available")
+@pytest.mark.skipif(not IU_R2GEN_ANNOTATION.is_file(), reason="R2Gen split file not available")
 def test_r2gen_split_mapping(iu: IUXRay) -> None:
     report = iu.split_match_report()
     assert {k: v["listed"] for k, v in report.items()} == {"train": 2069, "val": 296, "test": 590}
@@ -63,7 +56,7 @@ def test_r2gen_split_mapping(iu: IUXRay) -> None:
     assert len(test_ids) == 590 and not test_ids & {s.id for s in iu.studies("train")}
 
 
-@pytest.mark.skipif(not R2GEN.is_file(), reason="R2Gen split file not available")
+@pytest.mark.skipif(not IU_R2GEN_ANNOTATION.is_file(), reason="R2Gen split file not available")
 def test_labels_from_findings(iu: IUXRay) -> None:
     studies = iu.studies("train")
     assert all(s.labels is not None and tuple(s.labels) == CHEXPERT_LABELS for s in studies)

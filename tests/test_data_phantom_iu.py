@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from data_paths import IU_R2GEN_ANNOTATION
 from radialog.data.iu import IUXRay
 from radialog.data.phantom_iu import PhantomIU, load_phantom_iu, phantom_labels
 from radialog.data.study import stable_seed
@@ -16,18 +17,10 @@ from radialog.labels import CHEXPERT_LABELS
 
 SEED_CXR1 = 1136264119
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-R2GEN = SHARED / "iu" / "r2gen_annotation.json"
 needs_iu = pytest.mark.skipif(
     importlib.util.find_spec("torchxrayvision") is None,
     reason="torchxrayvision package data not installed",
 )
-
-
-@pytest.fixture(scope="module")
-def iu() -> IUXRay:
-    # One parsed and labelled collection shared by the tests (labelling takes a few seconds).
-    return IUXRay(split_file=R2GEN if R2GEN.is_file() else None)
 
 
 def test_phantom_labels_rules() -> None:
@@ -85,7 +78,7 @@ def test_seeds_stable_and_tensor(tmp_path: Path, iu: IUXRay) -> None:
 
 
 @needs_iu
-@pytest.mark.skipif(not R2GEN.is_file(), reason="R2Gen split file not available")
+@pytest.mark.skipif(not IU_R2GEN_ANNOTATION.is_file(), reason="R2Gen split file not available")
 def test_r2gen_splits(tmp_path: Path, iu: IUXRay) -> None:
     studies = PhantomIU(iu=iu, cache_dir=tmp_path).studies()
     assert Counter(s.split for s in studies) == {"train": 2069, "val": 296, "test": 590}

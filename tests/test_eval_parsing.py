@@ -14,7 +14,8 @@ from radialog.evaluation.parsing import (
     parse_list_answer,
     parse_view,
 )
-from radialog.evaluation.store import PredictionStore, atomic_write_json, read_jsonl
+from radialog.evaluation.store import PredictionStore, read_jsonl
+from radialog.fileio import atomic_write_json
 from radialog.labels import CHEXPERT_LABELS
 
 

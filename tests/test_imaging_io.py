@@ -12,13 +12,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from data_paths import SHARED_IMAGES
 from radialog.errors import InvalidImageError
 from radialog.imaging import XRay, example_image_path, read_xray
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "images"
-MONO2 = DATA / "1.2.276.0.7230010.3.1.4.8323329.6904.1517875201.850819.dcm"
-MONO1 = DATA / "Fake_MONOHR1.dcm"
-needs_data = pytest.mark.skipif(not DATA.is_dir(), reason="shared test data not present")
+MONO2 = SHARED_IMAGES / "1.2.276.0.7230010.3.1.4.8323329.6904.1517875201.850819.dcm"
+MONO1 = SHARED_IMAGES / "Fake_MONOHR1.dcm"
+needs_data = pytest.mark.skipif(not SHARED_IMAGES.is_dir(), reason="shared test data not present")
 
 
 def _minmax(a: np.ndarray) -> np.ndarray:
@@ -27,9 +27,11 @@ def _minmax(a: np.ndarray) -> np.ndarray:
 
 
 @needs_data
-@pytest.mark.parametrize("name", sorted(p.name for p in DATA.glob("*")) if DATA.is_dir() else [])
+@pytest.mark.parametrize(
+    "name", sorted(p.name for p in SHARED_IMAGES.glob("*")) if SHARED_IMAGES.is_dir() else []
+)
 def test_reads_every_real_image(name: str) -> None:
-    x = read_xray(DATA / name)
+    x = read_xray(SHARED_IMAGES / name)
     assert isinstance(x, XRay)
     assert x.pixels.ndim == 2 and x.pixels.dtype == np.float32
     assert min(x.pixels.shape) >= 256
@@ -66,9 +68,9 @@ def test_format_detected_by_content_not_suffix(tmp_path: Path) -> None:
     disguised = tmp_path / "scan.png"
     disguised.write_bytes(MONO2.read_bytes())
     assert read_xray(disguised).format == "dicom"
-    as_bytes = read_xray((DATA / "16747_3_1.jpg").read_bytes())
+    as_bytes = read_xray((SHARED_IMAGES / "16747_3_1.jpg").read_bytes())
     assert as_bytes.format == "jpeg"
-    assert np.array_equal(as_bytes.pixels, read_xray(DATA / "16747_3_1.jpg").pixels)
+    assert np.array_equal(as_bytes.pixels, read_xray(SHARED_IMAGES / "16747_3_1.jpg").pixels)
 
 
 def test_16bit_png_keeps_precision(tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ import torch
 from PIL import Image
 from torchvision import transforms
 
+from data_paths import SHARED_IMAGES
 from radialog.imaging import example_image_path, read_xray
 from radialog.imaging.preprocess import (
     CLASSIFIER_CROP,
@@ -18,8 +19,6 @@ from radialog.imaging.preprocess import (
     XRayTransform,
     to_uint8,
 )
-
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "images"
 
 
 def _reference(pixels: np.ndarray, crop: int) -> torch.Tensor:
@@ -42,8 +41,8 @@ def _reference(pixels: np.ndarray, crop: int) -> torch.Tensor:
 
 def _real_images() -> list[Path]:
     paths = [example_image_path()]
-    if DATA.is_dir():
-        paths += [DATA / "16747_3_1.jpg", DATA / "Fake_MONOHR1.dcm"]
+    if SHARED_IMAGES.is_dir():
+        paths += [SHARED_IMAGES / "16747_3_1.jpg", SHARED_IMAGES / "Fake_MONOHR1.dcm"]
     return paths
 
 

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import csv
-from pathlib import Path
 
 import pytest
 
+from data_paths import SHARED_DATA
 from radialog.labeler import Labeler, LabelResult, RuleLabeler, get_labeler, label_report
 from radialog.labeler.text import split_sentences
 from radialog.labels import CHEXPERT_LABELS
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "chexpert-labeler"
+DATA = SHARED_DATA / "chexpert-labeler"
 
 
 def _chexpert_samples() -> list[tuple[str, dict]]:

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from data_paths import SHARED_DATA
 from radialog import DISCLAIMER
 from radialog.errors import CheckpointError, ModelNotFoundError
 from radialog.labels import CHEXPERT_LABELS
@@ -15,8 +16,7 @@ from radialog.model.radialog_model import IGNORE_INDEX, RadialogModel, Report
 
 torch.set_num_threads(1)
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-IMAGE = DATA / "images" / "00000001_000.png"
+IMAGE = SHARED_DATA / "images" / "00000001_000.png"
 
 
 @pytest.fixture(scope="module")

@@ -11,11 +11,11 @@ import pydicom
 import pytest
 from PIL import Image
 
+from data_paths import SHARED_IMAGES
 from radialog import DISCLAIMER
 from radialog.cli import main
 from radialog.labels import CHEXPERT_LABELS
 
-SHARED_IMAGES = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "images"
 DICOM_M2 = SHARED_IMAGES / "1.2.276.0.7230010.3.1.4.8323329.6904.1517875201.850819.dcm"
 DICOM_M1 = SHARED_IMAGES / "Fake_MONOHR1.dcm"
 REAL_IMAGES = [SHARED_IMAGES / "00000001_000.png", DICOM_M2, DICOM_M1]

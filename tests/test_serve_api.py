@@ -11,19 +11,16 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
 import httpx
 import pytest
 import torch
 
+from data_paths import EXAMPLE_IMAGE, SHARED_DATA
 from radialog.serve import ServeSettings, create_app
 from radialog.serve.background import serve_in_background as live_server
 
-ROOT = Path(__file__).resolve().parents[1]
-EXAMPLE = ROOT / "src" / "radialog" / "assets" / "example_cxr.png"
-SHARED = ROOT.parent / "shared" / "data"
-DICOM = SHARED / "images" / "1.2.276.0.7230010.3.1.4.8323329.6904.1517875201.850819.dcm"
+DICOM = SHARED_DATA / "images" / "1.2.276.0.7230010.3.1.4.8323329.6904.1517875201.850819.dcm"
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +33,7 @@ def model():
 
 @pytest.fixture(scope="module")
 def png() -> bytes:
-    return EXAMPLE.read_bytes()
+    return EXAMPLE_IMAGE.read_bytes()
 
 
 @pytest.fixture(scope="module")

@@ -212,8 +212,16 @@ def test_instruct_stage_trains_lora_and_adapter_only(data, tmp_path):
 def test_resume_after_kill_reaches_identical_weights(data, tmp_path):
     # align without the LM: fast, and it uses dropout and multinomial sampling (global RNG),
     # augmentation (per-sample RNG), gradient accumulation and a warm-up schedule.
-    kw = dict(epochs=4, batch_size=4, grad_accum=2, save_every=2, eval_every=3, warmup_ratio=0.3,
-              scheduler="cosine", train_limit=12)
+    kw = dict(
+        epochs=4,
+        batch_size=4,
+        grad_accum=2,
+        save_every=2,
+        eval_every=3,
+        warmup_ratio=0.3,
+        scheduler="cosine",
+        train_limit=12,
+    )
     cfg = _config("align", **kw)
     cfg.stages["align"].options.update(lm_weight=0.0, augment=True)
 
@@ -255,23 +263,68 @@ def test_cli_train_on_a_custom_csv_dataset(data, tmp_path, capsys):
         w.writerow(["id", "image", "findings", "split", *CHEXPERT_LABELS])
         for split in ("train", "val"):
             for s in data[split]:
-                w.writerow([s.id, s.images[0].path, s.findings, split,
-                            *[s.labels[n] for n in CHEXPERT_LABELS]])
+                w.writerow(
+                    [
+                        s.id,
+                        s.images[0].path,
+                        s.findings,
+                        split,
+                        *[s.labels[n] for n in CHEXPERT_LABELS],
+                    ]
+                )
     raw = json.loads(Path(load_train_config("tiny").source).read_text())
     raw.update(dataset="custom", dataset_options={"path": str(csv_path)})
     cfg_path = tmp_path / "cfg.json"
     cfg_path.write_text(json.dumps(raw))
     out = tmp_path / "cli"
-    code = main(["train", "classifier", "--config", str(cfg_path), "--out", str(out),
-                 "--max-steps", "2", "--no-progress"])
+    code = main(
+        [
+            "train",
+            "classifier",
+            "--config",
+            str(cfg_path),
+            "--out",
+            str(out),
+            "--max-steps",
+            "2",
+            "--no-progress",
+        ]
+    )
     assert code == 0
     result = json.loads(capsys.readouterr().out)
     assert result["steps"] == 2 and (out / "model" / "model.safetensors").is_file()
     assert label_targets(data["train"]).sum() > 0
     # --resume on a finished run continues from its last checkpoint and does nothing more
-    assert main(["train", "classifier", "--config", str(cfg_path), "--out", str(out),
-                 "--max-steps", "2", "--resume", "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "classifier",
+                "--config",
+                str(cfg_path),
+                "--out",
+                str(out),
+                "--max-steps",
+                "2",
+                "--resume",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     # a user error is reported without a traceback
-    assert main(["train", "instruct", "--config", str(cfg_path), "--out", str(tmp_path / "x"),
-                 "--no-progress"]) == 2
+    assert (
+        main(
+            [
+                "train",
+                "instruct",
+                "--config",
+                str(cfg_path),
+                "--out",
+                str(tmp_path / "x"),
+                "--no-progress",
+            ]
+        )
+        == 2
+    )
     assert "build-instruct" in capsys.readouterr().err

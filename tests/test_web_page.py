@@ -11,12 +11,11 @@ from pathlib import Path
 import pytest
 import torch
 
+from data_paths import EXAMPLE_IMAGE, SHARED_IMAGES
 from radialog.serve import ServeSettings, create_app
 from radialog.serve.background import serve_in_background
 
-ROOT = Path(__file__).resolve().parents[1]
-EXAMPLE = ROOT / "src" / "radialog" / "assets" / "example_cxr.png"
-SHARED_IMAGE = ROOT.parent / "shared" / "data" / "images" / "00000001_000.png"
+SHARED_IMAGE = SHARED_IMAGES / "00000001_000.png"
 CHROMIUM = os.environ.get("RADIALOG_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--headless",
@@ -55,7 +54,7 @@ def server():
 
 
 def test_upload_report_question_and_correction(browser, server, tmp_path) -> None:
-    image = EXAMPLE if EXAMPLE.exists() else SHARED_IMAGE
+    image = EXAMPLE_IMAGE if EXAMPLE_IMAGE.exists() else SHARED_IMAGE
     if not image.exists():
         pytest.skip("no example image")
     page = browser.new_page(viewport={"width": 1280, "height": 1000})

@@ -61,7 +61,10 @@ def main(argv: list[str] | None = None) -> int:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
         if exc.name == module_name:
-            print(f"radialog: the '{top.command}' command is not available in this build", file=sys.stderr)
+            print(
+                f"radialog: the '{top.command}' command is not available in this build",
+                file=sys.stderr,
+            )
             return 2
         raise
     sub = argparse.ArgumentParser(prog=f"radialog {top.command}", description=help_text)

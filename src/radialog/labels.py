@@ -55,7 +55,9 @@ def canonical_label(name: str) -> str:
     key = name.strip().lower()
     if key in _BY_LOWER:
         return _BY_LOWER[key]
-    raise ValueError(f"unknown CheXpert label {name!r}; expected one of: {', '.join(CHEXPERT_LABELS)}")
+    raise ValueError(
+        f"unknown CheXpert label {name!r}; expected one of: {', '.join(CHEXPERT_LABELS)}"
+    )
 
 
 def clean_no_finding(positives: Iterable[str]) -> list[str]:

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from radialog import DISCLAIMER, __version__
+from radialog.fileio import atomic_write_text
 
 if TYPE_CHECKING:
     from radialog.chat.session import Session
@@ -73,20 +72,3 @@ def write_json(session: Session, path: str | Path) -> Path:
 
 def write_markdown(session: Session, path: str | Path) -> Path:
     return atomic_write_text(path, session_markdown(session))
-
-
-def atomic_write_text(path: str | Path, text: str) -> Path:
-    """Write to a temporary file in the same folder, fsync, then rename over the target."""
-    target = Path(path).expanduser()
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return target

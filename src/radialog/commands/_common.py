@@ -1,4 +1,4 @@
-"""Helpers shared by CLI commands (model loading with a friendly message)."""
+"""Helpers shared by CLI commands: options that mean the same everywhere, and model loading."""
 
 from __future__ import annotations
 
@@ -18,8 +18,55 @@ def add_model_argument(parser: argparse.ArgumentParser) -> None:
         help="model name (e.g. radialog-mini) or a directory written by save_pretrained "
         "(default: %(default)s; env RADIALOG_MODEL)",
     )
+    add_threads_argument(parser)
+
+
+def add_threads_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--threads", type=int, default=None, help="CPU threads for torch (default: all cores)"
+    )
+
+
+def add_max_new_tokens_argument(
+    parser: argparse.ArgumentParser, default: int | None = None, help: str = "answer length cap"
+) -> None:
+    parser.add_argument("--max-new-tokens", type=int, default=default, help=help)
+
+
+def add_max_context_tokens_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--max-context-tokens",
+        type=int,
+        default=None,
+        help="history budget per conversation (prompt + answer); older follow-ups are dropped "
+        "beyond it",
+    )
+
+
+def add_labeler_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--labeler",
+        default="rules",
+        help="'rules' (built in) or the path of a CheXbert checkpoint (chexbert.pth, its "
+        "directory or a converted one) (default: %(default)s)",
+    )
+
+
+def add_metric_arguments(parser: argparse.ArgumentParser) -> None:
+    """The report-metric switches of `radialog score` and `radialog eval`."""
+    parser.add_argument("--no-bertscore", action="store_true", help="skip BERTScore")
+    parser.add_argument(
+        "--bertscore-model",
+        default=None,
+        help="local BERTScore encoder directory (default: bundled all-MiniLM-L6-v2; "
+        "RaDialog used distilroberta-base)",
+    )
+    parser.add_argument("--no-meteor", action="store_true", help="skip METEOR (needs Java)")
+    parser.add_argument(
+        "--bootstrap",
+        type=int,
+        default=1000,
+        help="bootstrap resamples for CIs, 0 for none (default: %(default)s)",
     )
 
 

@@ -11,19 +11,19 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
-from radialog.commands._common import add_model_argument, load_model
+from radialog.commands._common import (
+    add_max_context_tokens_argument,
+    add_max_new_tokens_argument,
+    add_model_argument,
+    load_model,
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("image", help="chest X-ray: PNG, JPEG (8/16-bit) or DICOM")
     add_model_argument(parser)
-    parser.add_argument("--max-new-tokens", type=int, default=None, help="answer length cap")
-    parser.add_argument(
-        "--max-context-tokens",
-        type=int,
-        default=None,
-        help="history budget (prompt + answer); older follow-ups are dropped beyond it",
-    )
+    add_max_new_tokens_argument(parser)
+    add_max_context_tokens_argument(parser)
     parser.add_argument("--sample", action="store_true", help="sample instead of greedy decoding")
     parser.add_argument("--temperature", type=float, default=0.7, help="with --sample")
     parser.add_argument("--top-p", type=float, default=0.9, help="with --sample")

@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from radialog.commands._common import add_model_argument, load_model
+from radialog.commands._common import add_max_new_tokens_argument, add_model_argument, load_model
 from radialog.commands.report import format_report
 
 FOLLOW_UPS = (
@@ -20,7 +20,7 @@ FOLLOW_UPS = (
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--image", default=None, help="X-ray to use instead of the bundled example")
     add_model_argument(parser)
-    parser.add_argument("--max-new-tokens", type=int, default=120, help="per answer")
+    add_max_new_tokens_argument(parser, default=120)
 
 
 def run(args: argparse.Namespace) -> int:

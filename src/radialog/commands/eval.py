@@ -13,7 +13,12 @@ import argparse
 import logging
 from pathlib import Path
 
-from radialog.commands._common import add_model_argument
+from radialog.commands._common import (
+    add_labeler_argument,
+    add_max_new_tokens_argument,
+    add_metric_arguments,
+    add_model_argument,
+)
 from radialog.errors import InvalidInputError
 
 log = logging.getLogger(__name__)
@@ -64,35 +69,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="one frontal image per study, or every image (RaDialog on MIMIC); default: all for mimic, else frontal",
     )
-    parser.add_argument(
-        "--labeler", default="rules", help="'rules' or a CheXbert checkpoint path (default: rules)"
-    )
+    add_labeler_argument(parser)
     parser.add_argument(
         "--reference-labels",
         choices=("text", "dataset"),
         default="text",
         help="reference labels for CE: the labeler on the reference findings (RaDialog) or the dataset's labels",
     )
-    parser.add_argument(
-        "--max-new-tokens",
-        type=int,
-        default=None,
+    add_max_new_tokens_argument(
+        parser,
         help="cap on every task's generation length (defaults: RaDialog's, e.g. 300 for reports)",
     )
-    parser.add_argument("--no-bertscore", action="store_true", help="skip BERTScore")
-    parser.add_argument(
-        "--bertscore-model",
-        default=None,
-        help="local BERTScore encoder directory (default: bundled all-MiniLM-L6-v2; "
-        "RaDialog used distilroberta-base)",
-    )
-    parser.add_argument("--no-meteor", action="store_true", help="skip METEOR (needs Java)")
-    parser.add_argument(
-        "--bootstrap",
-        type=int,
-        default=1000,
-        help="bootstrap resamples for CIs (default: %(default)s)",
-    )
+    add_metric_arguments(parser)
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument(
         "--compare",

@@ -24,7 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--size", type=int, default=512, help="image side in pixels (default 512)")
-    parser.add_argument("--view", default="PA", help="PA or AP (default PA)")
+    parser.add_argument("--view", default="PA", help="PA, AP or LATERAL (default PA)")
     out = parser.add_mutually_exclusive_group(required=True)
     out.add_argument("--out", type=Path, help="write one phantom PNG here")
     out.add_argument(

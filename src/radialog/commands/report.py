@@ -6,14 +6,14 @@ import argparse
 import json
 import sys
 
-from radialog.commands._common import add_model_argument, load_model
+from radialog.commands._common import add_max_new_tokens_argument, add_model_argument, load_model
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("image", help="chest X-ray: PNG, JPEG (8/16-bit) or DICOM")
     add_model_argument(parser)
     parser.add_argument("--json", action="store_true", help="print one JSON object")
-    parser.add_argument("--max-new-tokens", type=int, default=None, help="generation length cap")
+    add_max_new_tokens_argument(parser, help="generation length cap")
 
 
 def run(args: argparse.Namespace) -> int:

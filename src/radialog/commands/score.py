@@ -6,14 +6,14 @@ P and R are CSV (columns id,text) or JSONL ({"id","text"} per line); reports are
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from radialog.commands._common import add_labeler_argument, add_metric_arguments
+from radialog.data.tables import read_reports
 from radialog.errors import InvalidInputError
+from radialog.fileio import atomic_write_json
 
 SHOW_IDS = 5
 
@@ -31,33 +31,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--plot", type=Path, default=None, help="write a per-label F1 bar chart (PNG)"
     )
-    parser.add_argument("--no-bertscore", action="store_true", help="skip BERTScore")
-    parser.add_argument(
-        "--bertscore-model",
-        default=None,
-        help="local model directory for BERTScore (default: bundled all-MiniLM-L6-v2)",
-    )
+    add_metric_arguments(parser)
     parser.add_argument(
         "--bertscore-layer", type=int, default=None, help="encoder layer for BERTScore"
     )
-    parser.add_argument("--no-meteor", action="store_true", help="skip METEOR (needs Java)")
-    parser.add_argument(
-        "--labeler",
-        default="rules",
-        help="'rules' or a CheXbert checkpoint path, for clinical efficacy",
-    )
+    add_labeler_argument(parser)
     parser.add_argument(
         "--no-clinical", action="store_true", help="skip clinical efficacy (labeling)"
-    )
-    parser.add_argument(
-        "--bootstrap", type=int, default=1000, help="bootstrap resamples (0: no CIs)"
     )
     parser.add_argument("--seed", type=int, default=0, help="bootstrap seed")
 
 
 def _by_id(path: Path) -> dict[str, str]:
-    from radialog.commands.label import read_reports
-
     out: dict[str, str] = {}
     for rid, text in read_reports(path):
         if rid in out:
@@ -86,55 +71,6 @@ def match_reports(pred_path: Path, ref_path: Path) -> tuple[list[str], list[str]
         )
     ids = list(refs)
     return ids, [preds[i] for i in ids], [refs[i] for i in ids]
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def plot_per_label_f1(
-    per_label: Mapping[str, Mapping[str, Mapping[str, float]]], path: Path, n: int
-) -> None:
-    """Grouped horizontal bars: per-label F1 under each CE convention; written atomically."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import numpy as np
-
-    from radialog.labels import CHEXPERT_LABELS
-
-    conventions = list(per_label)
-    fig, ax = plt.subplots(figsize=(8, 6))
-    height = 0.8 / max(1, len(conventions))
-    y = np.arange(len(CHEXPERT_LABELS))
-    for k, conv in enumerate(conventions):
-        f1 = [per_label[conv][name]["f1"] for name in CHEXPERT_LABELS]
-        ax.barh(y + k * height, f1, height=height, label=conv)
-    ax.set_yticks(y + height * (len(conventions) - 1) / 2, CHEXPERT_LABELS)
-    ax.invert_yaxis()
-    ax.set_xlim(0, 1)
-    ax.set_xlabel("F1")
-    ax.set_title(f"Per-label F1 (n = {n} reports)")
-    ax.legend(loc="lower right", fontsize="small")
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".png")
-    os.close(fd)
-    try:
-        fig.savefig(tmp, dpi=120)
-        os.replace(tmp, path)
-    finally:
-        plt.close(fig)
-        Path(tmp).unlink(missing_ok=True)
 
 
 def _fmt(x: float | None) -> str:
@@ -188,9 +124,15 @@ def run(args: argparse.Namespace) -> int:
     result["inputs"] = {"pred": str(args.pred), "ref": str(args.ref)}
     print_table(result)
     if args.json:
-        atomic_write_text(args.json, json.dumps(result, indent=2, allow_nan=False) + "\n")
+        atomic_write_json(args.json, result)
     if args.plot:
         if not result["per_label"]:
             raise InvalidInputError("--plot needs clinical efficacy; drop --no-clinical")
-        plot_per_label_f1(result["per_label"], args.plot, result["n"])
+        from radialog.metrics.plots import plot_per_label_f1
+
+        series = {
+            convention: {label: row["f1"] for label, row in table.items()}
+            for convention, table in result["per_label"].items()
+        }
+        plot_per_label_f1(series, args.plot, f"Per-label F1 (n = {result['n']} reports)")
     return 0

@@ -5,34 +5,49 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import logging
-import os
 
-from radialog.commands._common import add_model_argument, load_model
+from radialog.commands._common import (
+    add_max_context_tokens_argument,
+    add_max_new_tokens_argument,
+    add_model_argument,
+    load_model,
+)
 
 log = logging.getLogger(__name__)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from radialog.serve.settings import ServeSettings
+
+    defaults = ServeSettings()  # the limits' defaults live in ServeSettings only
     add_model_argument(parser)
     parser.add_argument("--host", default="127.0.0.1", help="bind address (default: loopback only)")
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument(
         "--api-key",
-        default=os.environ.get("RADIALOG_API_KEY"),
+        default=defaults.api_key,
         help="require this key (Authorization: Bearer KEY); default env RADIALOG_API_KEY",
     )
-    parser.add_argument("--max-upload-mb", type=float, default=20.0, help="largest image accepted")
-    parser.add_argument("--max-concurrency", type=int, default=1, help="model calls at once")
     parser.add_argument(
-        "--queue-size", type=int, default=8, help="requests that may wait; then 503"
+        "--max-upload-mb",
+        type=float,
+        default=defaults.max_upload_mb,
+        help="largest image accepted",
     )
     parser.add_argument(
-        "--timeout", type=float, default=120.0, help="seconds per request; then 504"
+        "--max-concurrency", type=int, default=defaults.max_concurrency, help="model calls at once"
     )
-    parser.add_argument("--max-new-tokens", type=int, default=300, help="answer length cap")
     parser.add_argument(
-        "--max-context-tokens", type=int, default=None, help="history budget per conversation"
+        "--queue-size",
+        type=int,
+        default=defaults.queue_size,
+        help="requests that may wait; then 503",
     )
+    parser.add_argument(
+        "--timeout", type=float, default=defaults.timeout_s, help="seconds per request; then 504"
+    )
+    add_max_new_tokens_argument(parser, default=defaults.max_new_tokens)
+    add_max_context_tokens_argument(parser)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -12,6 +12,8 @@ import json
 import sys
 from pathlib import Path
 
+from radialog.commands._common import add_threads_argument
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from radialog.train.config import STAGES
@@ -20,7 +22,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--config", required=True, help="training config name (configs/train/NAME.json) or path"
     )
-    parser.add_argument("--out", type=Path, default=None, help="output dir (default runs/CONFIG/STAGE)")
+    parser.add_argument(
+        "--out", type=Path, default=None, help="output dir (default runs/CONFIG/STAGE)"
+    )
     parser.add_argument(
         "--resume", action="store_true", help="continue from the newest checkpoint in --out"
     )
@@ -37,7 +41,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="instruct JSONL for the instruct stage (overrides the config's options.data)",
     )
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    add_threads_argument(parser)
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 

@@ -11,37 +11,28 @@ import shutil
 from pathlib import Path
 
 from radialog.convert.report import ConversionReport, PartReport
-from radialog.convert.writer import REPORT_NAME, atomic_dir
+from radialog.convert.writer import REPORT_NAME, write_out_dir
 from radialog.errors import CheckpointError, ModelNotFoundError
 from radialog.labeler.chexbert import (
     CHECKPOINT_NAME,
     CHEXBERT_CONDITIONS,
     CheXbertModel,
     config_from_state_dict,
+    find_tokenizer_source,
     load_state_dict,
+    tokenizer_candidates,
 )
 
 WEIGHTS_NAME = "model.safetensors"
 
 
 def _vocab_file(src: Path, tokenizer: Path | None) -> Path | None:
-    candidates = (
-        [tokenizer]
-        if tokenizer is not None
-        else [
-            src.parent / "tokenizer",
-            src.parent / "bert-base-uncased",
-            src.parent,
-        ]
-    )
-    for c in candidates:
-        if c is not None and c.is_file():
-            return c
-        if c is not None and (c / "vocab.txt").is_file():
-            return c / "vocab.txt"
-    if tokenizer is not None:
-        raise ModelNotFoundError(f"no vocab.txt in {tokenizer}")
-    return None
+    source = find_tokenizer_source(tokenizer_candidates(src, tokenizer))
+    if source is None:
+        if tokenizer is not None:
+            raise ModelNotFoundError(f"no vocab.txt in {tokenizer}")
+        return None
+    return source if source.is_file() else source / "vocab.txt"
 
 
 def convert_chexbert(
@@ -100,5 +91,5 @@ def convert_chexbert(
             json.dumps(report.to_dict(), indent=2) + "\n", encoding="utf-8"
         )
 
-    atomic_dir(Path(out), fill, force=force)
+    write_out_dir(Path(out), fill, force=force)
     return report

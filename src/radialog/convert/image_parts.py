@@ -20,7 +20,7 @@ from radialog.convert.report import PartReport
 from radialog.errors import CheckpointError
 from radialog.model.adapters import build_adapter
 from radialog.model.classifier import FindingsHead
-from radialog.model.config import RadialogConfig
+from radialog.model.config import ClassifierConfig, EncoderConfig, RadialogConfig
 from radialog.model.encoders import build_encoder
 
 BIOVIL_ANCHOR = "encoder.encoder.conv1.weight"
@@ -72,6 +72,21 @@ class ClassifierCheckpoint:
     hidden: int
     pool_grid: int
     num_labels: int
+
+    def config(self) -> ClassifierConfig:
+        """RaDialog's classifier setup: its own BioViL-T (488 crop), sized by this checkpoint."""
+        return ClassifierConfig(
+            shared_encoder=False,
+            encoder=EncoderConfig(
+                kind="biovil_t",
+                output="projected",
+                joint_feature_size=self.joint_feature_size,
+                resize=512,
+                crop=488,
+            ),
+            pool_grid=self.pool_grid,
+            hidden=self.hidden,
+        )
 
 
 def read_classifier(path: Path) -> ClassifierCheckpoint:

@@ -21,6 +21,7 @@ from radialog.convert.readers import load_torch_file, tensor_dict
 from radialog.convert.report import PartReport
 from radialog.errors import CheckpointError, ModelNotFoundError
 from radialog.model.base_llm import BaseLLMInfo
+from radialog.model.config import LoraSettings
 
 LORA_KEY = re.compile(
     r"^base_model\.model\.model\.layers\.(\d+)\.(self_attn|mlp)\.(\w+)\.lora_([AB])(?:\.default)?\.weight$"
@@ -47,6 +48,15 @@ class LoraCheckpoint:
     @property
     def r(self) -> int:
         return int(self.config["r"])
+
+    def settings(self, default_targets: str | list[str]) -> LoraSettings:
+        """The LoRA hyper-parameters for radialog's config (peft's defaults where unset)."""
+        return LoraSettings(
+            r=self.r,
+            alpha=int(self.config.get("lora_alpha", 2 * self.r)),
+            dropout=float(self.config.get("lora_dropout", 0.05)),
+            target_modules=self.config.get("target_modules") or default_targets,
+        )
 
 
 def read_lora_dir(path: Path) -> LoraCheckpoint:

@@ -35,10 +35,8 @@ from radialog.errors import CheckpointError, InvalidInputError, ModelNotFoundErr
 from radialog.model.base_llm import read_base_config
 from radialog.model.config import (
     AdapterConfig,
-    ClassifierConfig,
     EncoderConfig,
     LLMConfig,
-    LoraSettings,
     RadialogConfig,
 )
 from radialog.model.prompt import REPORT_PROMPT_TEMPLATE, findings_text
@@ -249,28 +247,12 @@ def convert_v1(
             crop=448,
         ),
         adapter=adapter_cfg,
-        classifier=ClassifierConfig(
-            shared_encoder=False,
-            encoder=EncoderConfig(
-                kind="biovil_t",
-                output="projected",
-                joint_feature_size=cls_ckpt.joint_feature_size,
-                resize=512,
-                crop=488,
-            ),
-            pool_grid=cls_ckpt.pool_grid,
-            hidden=cls_ckpt.hidden,
-        ),
+        classifier=cls_ckpt.config(),
         llm=LLMConfig(
             source=str(base.path),
             dtype=dtype,
             quantization=quantization,
-            lora=LoraSettings(
-                r=lora.r,
-                alpha=int(lora.config.get("lora_alpha", 2 * lora.r)),
-                dropout=float(lora.config.get("lora_dropout", 0.05)),
-                target_modules=lora.config.get("target_modules") or ["q_proj", "v_proj"],
-            ),
+            lora=lora.settings(default_targets=["q_proj", "v_proj"]),
             max_length=800,
         ),
         max_new_tokens=300,

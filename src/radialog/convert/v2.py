@@ -31,7 +31,7 @@ from radialog.convert.report import ConversionReport, PartReport
 from radialog.convert.writer import write_model
 from radialog.errors import CheckpointError, InvalidInputError, ModelNotFoundError
 from radialog.model.base_llm import read_base_config
-from radialog.model.config import ClassifierConfig, EncoderConfig, LoraSettings, load_named_config
+from radialog.model.config import load_named_config
 
 log = logging.getLogger(__name__)
 
@@ -137,19 +137,7 @@ def convert_v2(
     cfg = load_named_config("radialog-v2")
     cfg.name = "radialog-v2"
     cfg.adapter.projector_hidden = int(w0.shape[0])
-    cfg.classifier = ClassifierConfig(
-        shared_encoder=False,
-        encoder=EncoderConfig(
-            kind="biovil_t",
-            output="projected",
-            joint_feature_size=cls_ckpt.joint_feature_size,
-            resize=512,
-            crop=488,
-        ),
-        pool_grid=cls_ckpt.pool_grid,
-        hidden=cls_ckpt.hidden,
-        threshold=0.5,
-    )
+    cfg.classifier = cls_ckpt.config()
     cfg.encoder.joint_feature_size = int(
         tower.get("projector.model.3.weight", torch.empty(128)).shape[0]
     )
@@ -158,12 +146,7 @@ def convert_v2(
     cfg.llm.dtype = dtype
     cfg.llm.quantization = quantization
     cfg.llm.max_length = int(llava_cfg.get("tokenizer_model_max_length") or cfg.llm.max_length)
-    cfg.llm.lora = LoraSettings(
-        r=lora.r,
-        alpha=int(lora.config.get("lora_alpha", 2 * lora.r)),
-        dropout=float(lora.config.get("lora_dropout", 0.05)),
-        target_modules=lora.config.get("target_modules") or "all-linear",
-    )
+    cfg.llm.lora = lora.settings(default_targets="all-linear")
 
     parts = build_image_parts(cfg, base.hidden_size)
     enc = parts["encoder"]

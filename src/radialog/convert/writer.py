@@ -8,8 +8,6 @@ report). The base LLM is referenced by path in `config.json`, never copied.
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -18,6 +16,7 @@ from torch import nn
 from radialog.convert.lora import LoraCheckpoint, write_adapter
 from radialog.convert.report import ConversionReport
 from radialog.errors import InvalidInputError
+from radialog.fileio import atomic_dir
 from radialog.model.config import RadialogConfig
 
 CONFIG_NAME = "config.json"
@@ -26,24 +25,14 @@ ADAPTER_DIR = "adapter"
 REPORT_NAME = "conversion.json"
 
 
-def atomic_dir(out: Path, fill: Callable[[Path], None], *, force: bool) -> Path:
+def write_out_dir(out: Path, fill: Callable[[Path], None], *, force: bool) -> Path:
     """Fill a temp dir beside `out`, then move it into place (replacing `out` only if `force`)."""
     out = out.expanduser().resolve()
     if out.exists() and any(out.iterdir()) and not force:
         raise InvalidInputError(
             f"{out} exists and is not empty; choose another --out or pass --force"
         )
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp-"))
-    try:
-        fill(tmp)
-        if out.exists():
-            shutil.rmtree(out)
-        tmp.rename(out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return out
+    return atomic_dir(out, fill, replace=True)
 
 
 def write_model(
@@ -76,4 +65,4 @@ def write_model(
             json.dumps(report.to_dict(), indent=2) + "\n", encoding="utf-8"
         )
 
-    return atomic_dir(out, fill, force=force)
+    return write_out_dir(out, fill, force=force)

@@ -17,8 +17,6 @@ line 1, or the JSONL line number); `load_custom` raises `InvalidInputError` list
 
 from __future__ import annotations
 
-import csv
-import json
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +29,7 @@ from radialog.data.study import (
     normalize_view,
     parse_label_value,
 )
+from radialog.data.tables import read_table
 from radialog.errors import InvalidInputError
 from radialog.labels import CHEXPERT_LABELS
 
@@ -43,38 +42,25 @@ _MAX_LISTED = 20
 
 def _read_rows(path: Path) -> tuple[list[tuple[int, dict[str, Any]]], list[str]]:
     """(line number, row with lower-cased keys) pairs and the problems found while reading."""
+    if path.suffix.lower() not in {".jsonl", ".ndjson", ".csv", ".tsv"}:
+        raise InvalidInputError(f"{path}: expected a .csv, .tsv or .jsonl file")
+    table = read_table(path, lower_keys=True)
+    if table.columns is not None:
+        missing = [c for c in REQUIRED if c not in table.columns]
+        if missing:
+            return [], [f"row 1 (header): missing column(s) {', '.join(missing)}"]
     problems: list[str] = []
     rows: list[tuple[int, dict[str, Any]]] = []
-    suffix = path.suffix.lower()
-    if suffix in {".jsonl", ".ndjson"}:
-        with path.open(encoding="utf-8") as handle:
-            for line_no, line in enumerate(handle, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    obj = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    problems.append(f"row {line_no}: not valid JSON ({exc.msg})")
-                    continue
-                if not isinstance(obj, dict):
-                    problems.append(f"row {line_no}: expected a JSON object")
-                    continue
-                rows.append((line_no, {str(k).strip().lower(): v for k, v in obj.items()}))
-    elif suffix in {".csv", ".tsv"}:
-        with path.open(newline="", encoding="utf-8-sig") as handle:
-            reader = csv.DictReader(handle, delimiter="\t" if suffix == ".tsv" else ",")
-            header = [h.strip().lower() for h in reader.fieldnames or []]
-            missing = [c for c in REQUIRED if c not in header]
-            if missing:
-                return [], [f"row 1 (header): missing column(s) {', '.join(missing)}"]
-            for i, raw in enumerate(reader, start=2):
-                if None in raw:
-                    problems.append(f"row {i}: more values than header columns")
-                rows.append(
-                    (i, {str(k).strip().lower(): v for k, v in raw.items() if k is not None})
-                )
-    else:
-        raise InvalidInputError(f"{path}: expected a .csv, .tsv or .jsonl file")
+    for row in table.rows:
+        if row.problem == "invalid_json":
+            problems.append(f"row {row.line}: not valid JSON ({row.detail})")
+            continue
+        if row.problem == "not_object":
+            problems.append(f"row {row.line}: expected a JSON object")
+            continue
+        if row.problem == "extra_values":
+            problems.append(f"row {row.line}: more values than header columns")
+        rows.append((row.line, row.fields))
     return rows, problems
 
 

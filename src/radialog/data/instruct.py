@@ -42,7 +42,6 @@ from __future__ import annotations
 import functools
 import json
 import logging
-import os
 import random
 import re
 from collections import Counter
@@ -55,6 +54,7 @@ from radialog.data import instruct_prompts as P
 from radialog.data._labeling import get_labeler
 from radialog.data.replay import Chat, PseudoLabeler
 from radialog.data.study import Study, StudyImage, stable_seed
+from radialog.fileio import atomic_open
 from radialog.labels import CHEXPERT_LABELS, NO_FINDING, join_human
 
 logger = logging.getLogger(__name__)
@@ -533,19 +533,11 @@ class BuildResult:
 
 def write_jsonl(samples: Iterable[dict[str, Any]], path: str | Path) -> int:
     """Write samples one per line (atomically: a temp file renamed at the end)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     n = 0
-    try:
-        with tmp.open("w", encoding="utf-8", newline="\n") as handle:
-            for sample in samples:
-                handle.write(json.dumps(sample, ensure_ascii=False) + "\n")
-                n += 1
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    with atomic_open(path, "w", newline="\n") as handle:
+        for sample in samples:
+            handle.write(json.dumps(sample, ensure_ascii=False) + "\n")
+            n += 1
     return n
 
 

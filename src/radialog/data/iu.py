@@ -22,7 +22,6 @@ from __future__ import annotations
 import csv
 import functools
 import gzip
-import importlib.util
 import json
 import logging
 import re
@@ -35,6 +34,7 @@ from typing import Any
 from radialog.data._labeling import label_texts
 from radialog.data.study import Study, StudyImage, hash_split, normalize_split, normalize_view
 from radialog.errors import InvalidInputError
+from radialog.paths import package_dir
 
 logger = logging.getLogger(__name__)
 
@@ -55,13 +55,13 @@ class IUReport:
 
 def torchxrayvision_data_dir() -> Path:
     """The `data/` directory of the installed torchxrayvision package (not imported)."""
-    spec = importlib.util.find_spec("torchxrayvision")
-    if spec is None or not spec.submodule_search_locations:
+    package = package_dir("torchxrayvision")
+    if package is None:
         raise InvalidInputError(
             "the IU X-ray reports ship with the torchxrayvision package, which is not installed; "
             "run `pip install --no-deps torchxrayvision` (see `make install`)"
         )
-    return Path(next(iter(spec.submodule_search_locations))) / "data"
+    return package / "data"
 
 
 def _clean(text: str | None) -> str:

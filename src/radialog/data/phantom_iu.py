@@ -26,7 +26,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import logging
-import os
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -35,7 +34,9 @@ import numpy as np
 
 from radialog.data.iu import IUXRay
 from radialog.data.study import Study, StudyImage, stable_seed
+from radialog.fileio import atomic_open
 from radialog.labels import CHEXPERT_LABELS, NO_FINDING, SUPPORT_DEVICES
+from radialog.paths import cache_dir as radialog_cache_dir
 
 logger = logging.getLogger(__name__)
 
@@ -44,13 +45,7 @@ FORMAT_VERSION = 1
 
 
 def default_cache_dir() -> Path:
-    env = os.environ.get("RADIALOG_CACHE_DIR")
-    base = (
-        Path(env)
-        if env
-        else Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "radialog"
-    )
-    return base / "phantom-iu"
+    return radialog_cache_dir() / "phantom-iu"
 
 
 def phantom_findings() -> frozenset[str]:
@@ -152,10 +147,8 @@ class PhantomIU:
         if not path.is_file():
             from PIL import Image
 
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(f".{os.getpid()}.tmp")
-            Image.fromarray(self.render(study)).save(tmp, format="PNG")
-            os.replace(tmp, path)
+            with atomic_open(path, "wb") as fh:
+                Image.fromarray(self.render(study)).save(fh, format="PNG")
         return path
 
     def image(self, study: Study) -> np.ndarray:

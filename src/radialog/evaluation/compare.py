@@ -26,8 +26,9 @@ from radialog.evaluation.scoring import (
     list_rows,
     view_statistics,
 )
-from radialog.evaluation.store import atomic_write_json, atomic_write_text, read_jsonl
+from radialog.evaluation.store import read_jsonl
 from radialog.evaluation.tables import RG_COLUMNS, render_comparison
+from radialog.fileio import atomic_write_json, atomic_write_text
 from radialog.labels import NO_FINDING
 from radialog.metrics import RADIALOG_CE, compare_systems
 from radialog.metrics.bootstrap import paired_bootstrap

@@ -21,7 +21,8 @@ from radialog.data.study import Study
 from radialog.errors import InvalidInputError
 from radialog.evaluation import generation as gen
 from radialog.evaluation.items import EvalItem, build_items
-from radialog.evaluation.store import PredictionStore, atomic_write_json, atomic_write_text
+from radialog.evaluation.store import PredictionStore
+from radialog.fileio import atomic_write_json, atomic_write_text
 
 log = logging.getLogger(__name__)
 
@@ -174,8 +175,8 @@ def _label_rg(
 
 def write_outputs(out: Path, result: dict[str, Any]) -> None:
     """metrics.json, the per-label F1 plot and report.md, each written atomically."""
-    from radialog.evaluation.plots import plot_per_label_f1
     from radialog.evaluation.tables import TASK_TITLES, render_run_report
+    from radialog.metrics.plots import plot_per_label_f1
 
     series = {}
     for task in ("rg", "binary_qa", "all_qa"):

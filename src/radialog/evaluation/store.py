@@ -4,8 +4,8 @@ A run can be killed at any moment (OOM, Ctrl-C, a pre-empted GPU). Predictions a
 appended one JSON line per record, each line written with a single `write` and followed by
 flush + fsync, so after a crash the file holds every finished record plus at most one partial
 last line. On reopen that partial line is cut off and the finished keys are skipped.
-Summary files (metrics, report, plots) are written to a temporary file and renamed into
-place, so a reader never sees half a file.
+Summary files (metrics, report, plots) are written with `radialog.fileio`'s atomic writers,
+so a reader never sees half a file.
 """
 
 from __future__ import annotations
@@ -13,44 +13,10 @@ from __future__ import annotations
 import json
 import logging
 import os
-import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
 
 log = logging.getLogger(__name__)
-
-
-def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Write `data` to `path` via a temporary file in the same directory and an atomic rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        # mkstemp creates 0600; give the file the permissions a plain open() would.
-        os.fchmod(fd, 0o666 & ~_umask())
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def atomic_write_text(path: str | Path, text: str) -> None:
-    atomic_write_bytes(path, text.encode("utf-8"))
-
-
-def atomic_write_json(path: str | Path, obj: Any) -> None:
-    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False, allow_nan=False) + "\n")
 
 
 def read_jsonl(path: str | Path) -> list[dict]:

@@ -25,9 +25,22 @@ def upsample(small: np.ndarray, rows: int, cols: int) -> np.ndarray:
 
     Much cheaper than scipy.ndimage.zoom for the low-frequency textures used here.
     """
-    return (
-        _interp_matrix(small.shape[0], rows) @ small @ _interp_matrix(small.shape[1], cols).T
-    ).astype(np.float32)
+    left = _interp_matrix(small.shape[0], rows) @ small
+    right_t = _interp_matrix(small.shape[1], cols).T
+    if left.dtype != np.float32:
+        return (left @ right_t).astype(np.float32)
+    # OpenBLAS spreads a product this size over all cores, and the thread hand-off costs
+    # ~10x the arithmetic (far worse on a busy machine). Column blocks below its threading
+    # threshold run single-threaded with the same kernel, so the values are bit-identical.
+    out = np.empty((rows, cols), np.float32)
+    step = max(1, _BLAS_SINGLE_THREAD // max(rows * small.shape[1], 1))
+    for c in range(0, cols, step):
+        np.matmul(left, right_t[:, c : c + step], out=out[:, c : c + step])
+    return out
+
+
+# OpenBLAS runs a GEMM single-threaded when m * n * k < 65536 * 4; stay well below that.
+_BLAS_SINGLE_THREAD = 200_000
 
 
 def _interp_matrix(m: int, n: int) -> np.ndarray:
@@ -97,15 +110,27 @@ def stroke(
     if xs.size == 0 or ys.size == 0:
         return
     dist = np.full((ys.shape[0], xs.shape[1]), np.inf, np.float32)
+    half = width / 2.0
+    # Each segment only needs the pixels it can reach (the profile is zero beyond half + soft);
+    # elsewhere the minimum over the other segments, or inf, gives the same zero. Long curves
+    # (catheters, leads) touch a small fraction of their bounding box this way.
+    reach = half + soft + canvas.px
+    r_off, c_off = rows.start, cols.start
     for (ax, ay), (bx, by) in zip(pts[:-1], pts[1:], strict=True):
         dx, dy = bx - ax, by - ay
         seg2 = dx * dx + dy * dy
         if seg2 == 0:
             continue
-        t = np.clip(((xs - ax) * dx + (ys - ay) * dy) / seg2, 0.0, 1.0)
-        d = np.hypot(xs - (ax + t * dx), ys - (ay + t * dy))
-        np.minimum(dist, d, out=dist)
-    half = width / 2.0
+        c0 = max(canvas.index(min(ax, bx) - reach) - c_off, 0)
+        c1 = min(canvas.index(max(ax, bx) + reach) + 1 - c_off, dist.shape[1])
+        r0 = max(canvas.index(min(ay, by) - reach) - r_off, 0)
+        r1 = min(canvas.index(max(ay, by) + reach) + 1 - r_off, dist.shape[0])
+        if c1 <= c0 or r1 <= r0:
+            continue
+        sx, sy = xs[:, c0:c1], ys[r0:r1]
+        t = np.clip(((sx - ax) * dx + (sy - ay) * dy) / seg2, 0.0, 1.0)
+        d = np.hypot(sx - (ax + t * dx), sy - (ay + t * dy))
+        np.minimum(dist[r0:r1, c0:c1], d, out=dist[r0:r1, c0:c1])
     # Rounded (tube-like) profile: thicker through the centre, like a projected cylinder.
     core = np.sqrt(np.clip(1.0 - (dist / (half + soft)) ** 2, 0.0, 1.0))
     out[rows, cols] += value * core

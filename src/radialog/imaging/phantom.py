@@ -1,4 +1,4 @@
-"""Synthetic frontal chest radiograph phantoms with controllable CheXpert findings.
+"""Synthetic chest radiograph phantoms (PA, AP, lateral) with controllable CheXpert findings.
 
 These images are procedurally rendered, NOT real radiographs. They exist so that the whole
 pipeline (classifier, adapter, report generation, metrics) can be trained and tested end to
@@ -9,7 +9,9 @@ seed so that no finding is given away by mean brightness alone.
 Conventions: bright = dense (MONOCHROME2); the patient's right is on the image left (PA).
 All geometry is in normalised coordinates in [-1, 1] (see `_draw.Canvas`). The same seed
 gives the same anatomy, exposure and noise whatever the findings, so adding a finding only
-changes the pixels that finding touches.
+changes the pixels that finding touches. Lateral views (`_lateral.py`) show the same patient
+as the frontal views of a seed. PA and AP bytes are frozen by a hash test: phantom datasets
+cache them on disk and models are trained on them, so never change their output.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ from radialog.labels import CHEXPERT_LABELS, NO_FINDING, canonical_label
 
 logger = logging.getLogger(__name__)
 
-VIEWS = ("PA", "AP")
+VIEWS = ("PA", "AP", "LATERAL")
 RIGHT, LEFT = 0, 1  # patient sides; RIGHT is drawn on the image left
 _SIGN = (-1.0, 1.0)  # x direction of each side
 
@@ -209,9 +211,10 @@ def _marking_table(
     table = np.zeros((n_theta, n_r), np.float32)
     r = ((np.arange(n_r) + 0.5) / n_r * r_max).astype(np.float32)
     bin_w = 2 * math.pi / n_theta
+    branches = []  # (theta, start, end, curl); all random draws first, in the original order
     for _ in range(trunks):
         theta0 = rng.uniform(-1.7, 1.6)
-        branches = [(theta0, 0.04, rng.uniform(0.45, 0.8) * reach, rng.normal(0, 0.15))]
+        branches.append((theta0, 0.04, rng.uniform(0.45, 0.8) * reach, rng.normal(0, 0.15)))
         for _ in range(rng.integers(2, 5)):
             start = rng.uniform(0.15, 0.5) * reach
             branches.append(
@@ -222,19 +225,29 @@ def _marking_table(
                     rng.normal(0, 0.45),
                 )
             )
-        for t0, start, end, curl in branches:
-            centre = t0 + curl * np.clip(r - start, 0.0, None)
-            along = np.clip((r - start) / max(end - start, 1e-3), 0.0, 1.0)
-            w = width * (1.0 - 0.65 * along) * (1.0 if start < 0.1 else 0.7)
-            ang_w = w / np.maximum(r, 0.06)
-            on = smoothstep((r - start) / 0.03) * smoothstep((end - r) / 0.08)
-            fade = amplitude * (1.0 - 0.6 * along)
-            lo = int((centre.min() - 3 * ang_w.max() + math.pi) / bin_w)
-            hi = int((centre.max() + 3 * ang_w.max() + math.pi) / bin_w) + 1
-            lo, hi = max(lo, 0), min(hi, n_theta)
-            th = (np.arange(lo, hi, dtype=np.float32) + 0.5) * bin_w - math.pi
-            g = np.exp(-(((th[:, None] - centre[None, :]) / ang_w[None, :]) ** 2))
-            np.maximum(table[lo:hi], g * (on * fade)[None, :], out=table[lo:hi])
+    # All branches at once as (branch, radius) arrays. Per-branch scalars are rounded to float32
+    # exactly as numpy rounds a Python float meeting a float32 array, so every element is
+    # computed with the same float32 operations as the one-branch-at-a-time loop.
+    b = np.asarray(branches, np.float64)
+    t0, start, end, curl = (b[:, i : i + 1].astype(np.float32) for i in range(4))
+    span = np.maximum(b[:, 2:3] - b[:, 1:2], 1e-3).astype(np.float32)
+    trunk = np.where(b[:, 1:2] < 0.1, np.float32(1.0), np.float32(0.7))
+    centre = t0 + curl * np.clip(r - start, 0.0, None)
+    along = np.clip((r - start) / span, 0.0, 1.0)
+    w = np.float32(width) * (1.0 - 0.65 * along) * trunk
+    ang_w = w / np.maximum(r, 0.06)
+    on = smoothstep((r - start) / 0.03) * smoothstep((end - r) / 0.08)
+    fade = np.float32(amplitude) * (1.0 - 0.6 * along)
+    weight = on * fade
+    reach_w = 3 * ang_w.max(axis=1)
+    los = ((centre.min(axis=1) - reach_w + math.pi) / bin_w).astype(np.int64)
+    his = ((centre.max(axis=1) + reach_w + math.pi) / bin_w).astype(np.int64) + 1
+    for i in range(len(branches)):
+        lo, hi = max(int(los[i]), 0), min(int(his[i]), n_theta)
+        th = (np.arange(lo, hi, dtype=np.float32) + 0.5) * bin_w - math.pi
+        g = np.exp(-(((th[:, None] - centre[i]) / ang_w[i]) ** 2))
+        # max is order independent, so drawing branches in any order gives the same table
+        np.maximum(table[lo:hi], g * weight[i], out=table[lo:hi])
     return table
 
 
@@ -793,14 +806,17 @@ PHANTOM_FINDINGS: tuple[str, ...] = tuple(
 def render_phantom(
     findings: Iterable[str], seed: int, size: int = 512, view: str = "PA"
 ) -> np.ndarray:
-    """Render a synthetic frontal chest radiograph (uint8, size x size) with the given findings.
+    """Render a synthetic chest radiograph (uint8, size x size) with the given findings.
 
     findings: CheXpert label names (any case); "No Finding" or an empty list gives a clean
-    chest. Deterministic for (findings, seed, size, view); the order of findings is irrelevant.
+    chest. view: "PA", "AP" or "LATERAL" (any case); a lateral shows the same patient as the
+    frontal views of that seed. Deterministic for (findings, seed, size, view); the order of
+    findings is irrelevant.
     """
     wanted = _validate(findings, seed, size, view)
+    view = view.upper()
     rng_anatomy = np.random.default_rng([seed, 0])
-    anatomy = _sample_anatomy(rng_anatomy, view.upper())
+    anatomy = _sample_anatomy(rng_anatomy, view)
     exposure = _sample_exposure(rng_anatomy, size)
     if view.upper() == "AP":
         anatomy.ctr *= 1.06  # AP projection magnifies the heart
@@ -810,6 +826,11 @@ def render_phantom(
     for name in wanted:
         if name in _MODIFIERS:
             _MODIFIERS[name](anatomy, finding_rngs[name])
+    if view == "LATERAL":
+        from radialog.imaging._lateral import render_lateral  # imports this module
+
+        density = render_lateral(anatomy, wanted, finding_rngs, seed, size)
+        return _expose(density, exposure, np.random.default_rng([seed, 3]))
     scene = _render_base(anatomy, np.random.default_rng([seed, 2]), size)
     for name in wanted:
         if name in _PAINTERS:
@@ -893,9 +914,8 @@ def _validate(findings: Iterable[str], seed: int, size: int, view: str) -> list[
         raise InvalidInputError(f"seed must be a non-negative integer, got {seed!r}")
     if not 64 <= size <= 4096:
         raise InvalidInputError(f"size must be between 64 and 4096 pixels, got {size}")
-    if view.upper() not in VIEWS:
+    if not isinstance(view, str) or view.upper() not in VIEWS:
         raise InvalidInputError(
-            f"view {view!r} is not supported by the phantom (only frontal views: {', '.join(VIEWS)}); "
-            "lateral phantoms are not implemented"
+            f"view {view!r} is not supported by the phantom; use one of: {', '.join(VIEWS)}"
         )
     return [name for name in CHEXPERT_LABELS if name in names and name != NO_FINDING]

@@ -21,26 +21,14 @@ from transformers import BertConfig, BertModel, BertTokenizer
 
 from radialog.errors import CheckpointError, ModelNotFoundError
 from radialog.labeler.base import LabelResult, LabelValue
-from radialog.labels import CHEXPERT_LABELS
+from radialog.labels import CHEXPERT_LABELS, NO_FINDING
 
 log = logging.getLogger(__name__)
 
-# CheXbert's head order (its src/constants.py CONDITIONS): No Finding is last.
+# CheXbert's head order (its src/constants.py CONDITIONS): ours with No Finding moved last.
 CHEXBERT_CONDITIONS: tuple[str, ...] = (
-    "Enlarged Cardiomediastinum",
-    "Cardiomegaly",
-    "Lung Opacity",
-    "Lung Lesion",
-    "Edema",
-    "Consolidation",
-    "Pneumonia",
-    "Atelectasis",
-    "Pneumothorax",
-    "Pleural Effusion",
-    "Pleural Other",
-    "Fracture",
-    "Support Devices",
-    "No Finding",
+    *(name for name in CHEXPERT_LABELS if name != NO_FINDING),
+    NO_FINDING,
 )
 # Class index -> CheXpert value, for the 4-class heads and the No Finding head.
 CLASS_VALUES: dict[int, LabelValue] = {0: None, 1: 1, 2: 0, 3: -1}
@@ -120,21 +108,32 @@ def load_state_dict(path: Path) -> dict[str, torch.Tensor]:
     }
 
 
-def _find_tokenizer(checkpoint: Path, tokenizer: str | Path | None) -> BertTokenizer:
-    candidates = (
-        [Path(tokenizer)]
-        if tokenizer is not None
-        else [
-            checkpoint.parent / "tokenizer",
-            checkpoint.parent / "bert-base-uncased",
-            checkpoint.parent,
-        ]
-    )
+def tokenizer_candidates(checkpoint: Path, tokenizer: str | Path | None) -> list[Path]:
+    """Where a bert-base-uncased tokenizer is looked for: `tokenizer`, else beside the checkpoint."""
+    if tokenizer is not None:
+        return [Path(tokenizer)]
+    return [
+        checkpoint.parent / "tokenizer",
+        checkpoint.parent / "bert-base-uncased",
+        checkpoint.parent,
+    ]
+
+
+def find_tokenizer_source(candidates: Sequence[Path]) -> Path | None:
+    """The first candidate that is a vocab file or a directory holding vocab.txt."""
     for candidate in candidates:
-        if candidate.is_file():
-            return BertTokenizer(vocab_file=str(candidate), do_lower_case=True)
-        if (candidate / "vocab.txt").is_file():
-            return BertTokenizer.from_pretrained(str(candidate), local_files_only=True)
+        if candidate.is_file() or (candidate / "vocab.txt").is_file():
+            return candidate
+    return None
+
+
+def _find_tokenizer(checkpoint: Path, tokenizer: str | Path | None) -> BertTokenizer:
+    candidates = tokenizer_candidates(checkpoint, tokenizer)
+    source = find_tokenizer_source(candidates)
+    if source is not None and source.is_file():
+        return BertTokenizer(vocab_file=str(source), do_lower_case=True)
+    if source is not None:
+        return BertTokenizer.from_pretrained(str(source), local_files_only=True)
     where = ", ".join(str(c) for c in candidates)
     raise ModelNotFoundError(
         f"no bert-base-uncased tokenizer found (looked in {where}); pass a local directory "
@@ -219,6 +218,6 @@ class CheXbertLabeler:
     def _to_result(classes: list[int]) -> LabelResult:
         by_name: dict[str, LabelValue] = {}
         for name, cls_index in zip(CHEXBERT_CONDITIONS, classes, strict=True):
-            table = NO_FINDING_VALUES if name == "No Finding" else CLASS_VALUES
+            table = NO_FINDING_VALUES if name == NO_FINDING else CLASS_VALUES
             by_name[name] = table[cls_index]
         return LabelResult({name: by_name[name] for name in CHEXPERT_LABELS}, {})

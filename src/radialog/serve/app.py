@@ -21,7 +21,7 @@ import logging
 import secrets
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from importlib import resources
 from typing import Any
@@ -209,17 +209,7 @@ def create_app(model: Any, settings: ServeSettings | None = None) -> FastAPI:
                 include_usage,
             )
         token = CancelToken()
-
-        def work() -> ChatOutcome:
-            return run_chat(
-                model,
-                chat,
-                xray,
-                options,
-                max_context_tokens=settings.max_context_tokens,
-                should_stop=lambda: token.cancelled,
-            )
-
+        work = _chat_work(model, chat, xray, options, settings, token)
         outcome = await _run(runner, work, settings, token)
         return ChatCompletion(
             id=completion_id,
@@ -246,6 +236,31 @@ def create_app(model: Any, settings: ServeSettings | None = None) -> FastAPI:
 
     app.mount("/static", StaticFiles(directory=str(static_dir)), name="static")
     return app
+
+
+def _chat_work(
+    model: Any,
+    chat: ParsedChat,
+    xray: Any,
+    options: GenerationOptions,
+    settings: ServeSettings,
+    token: CancelToken,
+    on_text: Callable[[str], None] | None = None,
+) -> Callable[[], ChatOutcome]:
+    """The blocking model call of one chat completion, to run on the model thread."""
+
+    def work() -> ChatOutcome:
+        return run_chat(
+            model,
+            chat,
+            xray,
+            options,
+            max_context_tokens=settings.max_context_tokens,
+            on_text=on_text,
+            should_stop=lambda: token.cancelled,
+        )
+
+    return work
 
 
 async def _run(runner: ModelRunner, work: Any, settings: ServeSettings, token: CancelToken) -> Any:
@@ -307,17 +322,7 @@ def _stream_chat(
     def on_text(delta: str) -> None:
         loop.call_soon_threadsafe(queue.put_nowait, ("delta", delta))
 
-    def work() -> ChatOutcome:
-        return run_chat(
-            model,
-            chat,
-            xray,
-            options,
-            max_context_tokens=settings.max_context_tokens,
-            on_text=on_text,
-            should_stop=lambda: token.cancelled,
-        )
-
+    work = _chat_work(model, chat, xray, options, settings, token, on_text)
     fut = runner.submit(work)  # raises the 503 while we can still send a status code
     fut.add_done_callback(lambda _f: loop.call_soon_threadsafe(queue.put_nowait, ("done", "")))
     created = int(time.time())

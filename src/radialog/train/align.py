@@ -48,7 +48,9 @@ log = logging.getLogger(__name__)
 class TextEncoder(nn.Module):
     """[CLS] + frozen LLM token embeddings -> small pre-norm transformer -> (B, T+1, d)."""
 
-    def __init__(self, llm_embeddings: nn.Embedding, width: int, layers: int, heads: int, max_len: int):
+    def __init__(
+        self, llm_embeddings: nn.Embedding, width: int, layers: int, heads: int, max_len: int
+    ):
         super().__init__()
         # A plain list, not a submodule: the (large, frozen) LLM embedding must not appear a
         # second time in this module's state dict.
@@ -110,12 +112,21 @@ class AlignModule(nn.Module):
             self.itm_fusion = nn.TransformerEncoder(fusion, 1, enable_nested_tensor=False)
             self.itm_head = nn.Linear(width, 2)
             self.log_temp = nn.Parameter(torch.tensor(math.log(0.07)))
-            trainable += [self.text.inp, self.text.encoder, self.text.norm, self.vision_proj,
-                          self.text_proj, self.itm_fusion, self.itm_head]
+            trainable += [
+                self.text.inp,
+                self.text.encoder,
+                self.text.norm,
+                self.vision_proj,
+                self.text_proj,
+                self.itm_fusion,
+                self.itm_head,
+            ]
         else:
             self.itc_weight = self.itm_weight = 0.0
             if self.lm_weight <= 0:
-                raise ValueError("the project adapter's warm-up trains on the LM loss: lm_weight > 0")
+                raise ValueError(
+                    "the project adapter's warm-up trains on the LM loss: lm_weight > 0"
+                )
         freeze_all_but(radialog, trainable)
         if self.kind == "align":
             for p in (self.text.cls, self.text.pos, self.log_temp):
@@ -144,7 +155,9 @@ class AlignModule(nn.Module):
         loss = sum(weights[k] * v for k, v in parts.items())
         return loss, {f"loss_{k}": float(v.detach()) for k, v in parts.items()}
 
-    def _itc_itm(self, queries: torch.Tensor, ids: torch.Tensor, mask: torch.Tensor) -> dict[str, torch.Tensor]:
+    def _itc_itm(
+        self, queries: torch.Tensor, ids: torch.Tensor, mask: torch.Tensor
+    ) -> dict[str, torch.Tensor]:
         ids, mask = ids.to(queries.device), mask.to(queries.device)
         text_states, text_mask = self.text(ids, mask)
         img = F.normalize(self.vision_proj(queries).float(), dim=-1)  # (B, Q, E)
@@ -174,8 +187,9 @@ class AlignModule(nn.Module):
         m_all = torch.cat([text_mask, text_mask[neg_text], text_mask])
         nq = queries.shape[1]
         joint_mask = torch.cat([torch.ones(m_all.shape[0], nq, device=m_all.device), m_all], 1)
-        fused = self.itm_fusion(torch.cat([q_all, t_all.to(q_all.dtype)], 1),
-                                src_key_padding_mask=~joint_mask.bool())
+        fused = self.itm_fusion(
+            torch.cat([q_all, t_all.to(q_all.dtype)], 1), src_key_padding_mask=~joint_mask.bool()
+        )
         logits = self.itm_head(fused[:, :nq].mean(1)).float()
         labels = torch.cat([torch.ones(b), torch.zeros(2 * b)]).long().to(logits.device)
         out["itm"] = F.cross_entropy(logits, labels)
@@ -186,20 +200,32 @@ class AlignTask:
     name = "align"
     selection_metric = None  # RaDialog keeps a fixed epoch; we keep the last step
 
-    def __init__(self, radialog: Any, config: TrainConfig, stage: StageConfig,
-                 data: dict[str, list[Any]] | None = None, show_progress: bool = True):
+    def __init__(
+        self,
+        radialog: Any,
+        config: TrainConfig,
+        stage: StageConfig,
+        data: dict[str, list[Any]] | None = None,
+        show_progress: bool = True,
+    ):
         opts = stage.options
         self.augment = bool(opts.get("augment", False))
         self.text_max_tokens = int(opts.get("text_max_tokens", 96))
         self.val_batches = int(opts.get("val_batches", 4))
         self.batch_size = stage.batch_size
         enc = radialog.config.encoder
-        train = [s for s in load_studies(config, "train", data, stage.train_limit) if report_text(s)]
+        train = [
+            s for s in load_studies(config, "train", data, stage.train_limit) if report_text(s)
+        ]
         val = [s for s in load_studies(config, "val", data, stage.val_limit) if report_text(s)]
         self.train_reports = [report_text(s) for s in train]
         self.val_reports = [report_text(s) for s in val]
-        self.train_bank = ImageBank([study_image_source(s) for s in train], enc.resize, enc.crop, show_progress)
-        self.val_bank = ImageBank([study_image_source(s) for s in val], enc.resize, enc.crop, show_progress)
+        self.train_bank = ImageBank(
+            [study_image_source(s) for s in train], enc.resize, enc.crop, show_progress
+        )
+        self.val_bank = ImageBank(
+            [study_image_source(s) for s in val], enc.resize, enc.crop, show_progress
+        )
         self.codec = radialog.codec
         self.model = AlignModule(radialog, opts)
         log.info("align (%s): %d train / %d val pairs", self.model.kind, len(train), len(val))
@@ -212,16 +238,23 @@ class AlignTask:
 
     def collate(self, samples: list[tuple[torch.Tensor, str]]) -> dict[str, Any]:
         reports = [s[1] for s in samples]
-        ids = [self.codec.encode(r, add_prefix=False)[: self.text_max_tokens] or [self.codec.eos_token_id]
-               for r in reports]
+        ids = [
+            self.codec.encode(r, add_prefix=False)[: self.text_max_tokens]
+            or [self.codec.eos_token_id]
+            for r in reports
+        ]
         length = max(len(x) for x in ids)
         text_ids = torch.full((len(ids), length), self.codec.pad_token_id, dtype=torch.long)
         text_mask = torch.zeros((len(ids), length), dtype=torch.long)
         for i, x in enumerate(ids):
             text_ids[i, : len(x)] = torch.tensor(x)
             text_mask[i, : len(x)] = 1
-        return {"pixels": torch.stack([s[0] for s in samples]), "reports": reports,
-                "text_ids": text_ids, "text_mask": text_mask}
+        return {
+            "pixels": torch.stack([s[0] for s in samples]),
+            "reports": reports,
+            "text_ids": text_ids,
+            "text_mask": text_mask,
+        }
 
     def set_train_mode(self, module: nn.Module) -> None:
         set_train_mode(module)
@@ -246,7 +279,9 @@ class AlignTask:
                 totals[k] = totals.get(k, 0.0) + v
             if module.kind == "align" and len(idx) > 1:
                 feats = module.radialog.encoder(batch["pixels"])
-                q = F.normalize(module.vision_proj(module.radialog.adapter.query_states(feats)).float(), dim=-1)
+                q = F.normalize(
+                    module.vision_proj(module.radialog.adapter.query_states(feats)).float(), dim=-1
+                )
                 ts, _ = module.text(batch["text_ids"], batch["text_mask"])
                 t = F.normalize(module.text_proj(ts[:, 0]).float(), dim=-1)
                 sim = torch.einsum("iqe,je->ijq", q, t).amax(-1)

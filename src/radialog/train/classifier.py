@@ -83,17 +83,23 @@ class ClassifierTask:
         self.model = ClassifierModule(radialog, self.pos_weight)
         log.info(
             "classifier: %d train / %d val studies, %d trainable parameters",
-            len(train), len(val), self.model.num_trainable,
+            len(train),
+            len(val),
+            self.model.num_trainable,
         )
 
     def _bank(self, studies: list[Any], show_progress: bool) -> ImageBank:
-        return ImageBank([study_image_source(s) for s in studies], self.resize, self.crop, show_progress)
+        return ImageBank(
+            [study_image_source(s) for s in studies], self.resize, self.crop, show_progress
+        )
 
     # -- loop protocol
     def train_data(self) -> ImageBank:
         return self.train_bank
 
-    def load_sample(self, index: int, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    def load_sample(
+        self, index: int, rng: np.random.Generator
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         return self.train_bank.get(index, rng, self.augment), self.train_targets[index]
 
     @staticmethod
@@ -131,7 +137,9 @@ class ClassifierTask:
         module.radialog.is_trained = True
         module.radialog.save_pretrained(directory)
 
-    def finalize(self, module: ClassifierModule, out: Path, best_dir: Path | None) -> dict[str, Any]:
+    def finalize(
+        self, module: ClassifierModule, out: Path, best_dir: Path | None
+    ) -> dict[str, Any]:
         """Reload the best checkpoint, tune thresholds on val, score val (and test)."""
         radialog = module.radialog
         if best_dir is not None:

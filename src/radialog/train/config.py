@@ -96,7 +96,9 @@ def config_from_dict(raw: dict[str, Any], source: str | None = None) -> TrainCon
     known = {f.name for f in dataclasses.fields(TrainConfig)} - {"stages", "source"}
     unknown = set(raw) - known
     if unknown:
-        raise InvalidInputError(f"{where}: unknown keys {sorted(unknown)}; allowed: {sorted(known)}")
+        raise InvalidInputError(
+            f"{where}: unknown keys {sorted(unknown)}; allowed: {sorted(known)}"
+        )
     if "model" not in raw:
         raise InvalidInputError(f"{where}: missing 'model' (a model config name such as 'tiny')")
     stage_fields = {f.name for f in dataclasses.fields(StageConfig)}

@@ -53,7 +53,9 @@ class ImageBank:
     def __len__(self) -> int:
         return len(self.images)
 
-    def get(self, index: int, rng: np.random.Generator | None = None, augment: bool = False) -> torch.Tensor:
+    def get(
+        self, index: int, rng: np.random.Generator | None = None, augment: bool = False
+    ) -> torch.Tensor:
         """(3, crop, crop) float32 in [0, 1]; with `augment`, a small random shift and contrast."""
         x = self.images[index].float()
         if augment and rng is not None:

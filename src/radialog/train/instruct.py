@@ -8,7 +8,8 @@ JSONL) or a study id of the configured dataset.
 Options: data (JSONL path, required; `--instruct` on the command line), val_size (64: records
 held out for the validation loss), max_length (training sequence cap; longer samples are
 skipped rather than cut, since cutting would remove the target), train_adapter (true),
-train_encoder (false), limit (use the first N records), val_batches (8).
+train_encoder (false), limit (use the first N records), val_batches (8), group_by_length
+(true: batches of similar length, as LLaVA's group_by_modality_length).
 """
 
 from __future__ import annotations
@@ -77,8 +78,14 @@ class InstructTask:
     name = "instruct"
     selection_metric = None
 
-    def __init__(self, radialog: Any, config: TrainConfig, stage: StageConfig,
-                 data: dict[str, list[Any]] | None = None, show_progress: bool = True):
+    def __init__(
+        self,
+        radialog: Any,
+        config: TrainConfig,
+        stage: StageConfig,
+        data: dict[str, list[Any]] | None = None,
+        show_progress: bool = True,
+    ):
         opts = stage.options
         path = opts.get("data")
         if not path:
@@ -90,6 +97,7 @@ class InstructTask:
         self.radialog = radialog
         self.batch_size = stage.batch_size
         self.val_batches = int(opts.get("val_batches", 8))
+        self.group_by_length = bool(opts.get("group_by_length", True))
         self.max_length = int(opts.get("max_length", radialog.config.llm.max_length))
         self._saved_max_length = radialog.config.llm.max_length
         samples = read_instruct_jsonl(path, limit=opts.get("limit"))
@@ -98,7 +106,9 @@ class InstructTask:
         if any(s.image and not Path(s.image).suffix for s in samples):
             from radialog.train.common import load_studies
 
-            studies_by_id = {st.id: st for split in ("train", "val") for st in load_studies(config, split, data)}
+            studies_by_id = {
+                st.id: st for split in ("train", "val") for st in load_studies(config, split, data)
+            }
         samples = self._usable(samples, path.parent, studies_by_id)
         val_size = min(int(opts.get("val_size", 64)), len(samples) // 5)
         # The held-out records are the last ones: the builder shuffles by study already.
@@ -109,22 +119,33 @@ class InstructTask:
         if not self.train_samples:
             raise InvalidInputError(f"{path}: no usable training conversations")
 
-        refs = sorted({s.image for s in samples if s.image})
+        used = self.train_samples + self.val_samples  # preprocess only the images in use
+        refs = sorted({s.image for s in used if s.image})
         self.image_index = {ref: i for i, ref in enumerate(refs)}
         enc = radialog.config.encoder
         self.bank = ImageBank(
-            [resolve_image(r, path.parent, studies_by_id) for r in refs], enc.resize, enc.crop, show_progress
+            [resolve_image(r, path.parent, studies_by_id) for r in refs],
+            enc.resize,
+            enc.crop,
+            show_progress,
         )
         radialog.config.llm.max_length = self.max_length
         self.model = InstructModule(radialog, opts)
-        log.info("instruct: %d train / %d val conversations, %d images",
-                 len(self.train_samples), len(self.val_samples), len(refs))
+        log.info(
+            "instruct: %d train / %d val conversations, %d images",
+            len(self.train_samples),
+            len(self.val_samples),
+            len(refs),
+        )
 
-    def _usable(self, samples: list[InstructSample], base: Path, studies_by_id: dict | None) -> list[InstructSample]:
+    def _usable(
+        self, samples: list[InstructSample], base: Path, studies_by_id: dict | None
+    ) -> list[InstructSample]:
         """Drop records that would lose their target to truncation or lack their image."""
         n_img = int(self.radialog.num_image_tokens)
         codec = self.radialog.codec
         kept, too_long, no_image = [], 0, 0
+        self._lengths: dict[int, int] = {}
         for s in samples:
             conv = to_conversation(s)
             if conv.has_image and not s.image:
@@ -133,16 +154,29 @@ class InstructTask:
             if not conv.has_image:
                 s.image = None  # no placeholder: the image is not shown to the LLM
             prompt, target = conv.training_pair()
-            length = sum(len(x) for x in codec.encode_segments(prompt)) + len(
-                codec.encode(target, add_prefix=False)) + 1 + (n_img if conv.has_image else 0)
+            length = (
+                sum(len(x) for x in codec.encode_segments(prompt))
+                + len(codec.encode(target, add_prefix=False))
+                + 1
+                + (n_img if conv.has_image else 0)
+            )
             if length > self.max_length:
                 too_long += 1
                 continue
+            self._lengths[id(s)] = length
             kept.append(s)
         if too_long or no_image:
-            log.warning("instruct: skipped %d records longer than %d tokens and %d without their image",
-                        too_long, self.max_length, no_image)
+            log.warning(
+                "instruct: skipped %d records longer than %d tokens and %d without their image",
+                too_long,
+                self.max_length,
+                no_image,
+            )
         return kept
+
+    def sample_lengths(self) -> list[int] | None:
+        """Token counts of the training samples, for length-grouped batches (less padding)."""
+        return [self._lengths[id(s)] for s in self.train_samples] if self.group_by_length else None
 
     def train_data(self) -> list[InstructSample]:
         return self.train_samples
@@ -152,9 +186,17 @@ class InstructTask:
 
     def collate(self, samples: list[InstructSample]) -> dict[str, Any]:
         rows = [i for i, s in enumerate(samples) if s.image]
-        pixels = torch.stack([self.bank.get(self.image_index[samples[i].image]) for i in rows]) if rows else None
-        return {"conversations": [to_conversation(s) for s in samples], "pixels": pixels,
-                "image_rows": rows, "tasks": [s.task for s in samples]}
+        pixels = (
+            torch.stack([self.bank.get(self.image_index[samples[i].image]) for i in rows])
+            if rows
+            else None
+        )
+        return {
+            "conversations": [to_conversation(s) for s in samples],
+            "pixels": pixels,
+            "image_rows": rows,
+            "tasks": [s.task for s in samples],
+        }
 
     def set_train_mode(self, module: nn.Module) -> None:
         set_train_mode(module)

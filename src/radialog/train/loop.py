@@ -108,16 +108,36 @@ StepCallback = Callable[[TrainerState, float], None]
 class _EpochSampler(Sampler):
     """Yields (epoch, index) for a shuffled, process-sharded, resumable stream of samples."""
 
-    def __init__(self, n: int, seed: int, rank: int, world: int, batch_size: int):
+    def __init__(
+        self,
+        n: int,
+        seed: int,
+        rank: int,
+        world: int,
+        batch_size: int,
+        lengths: Sequence[int] | None = None,
+        group_size: int = 50,
+    ):
         self.n, self.seed, self.rank, self.world, self.bs = n, seed, rank, world, batch_size
         self.per_rank = n // world if world > 1 else n
         self.batches_per_epoch = math.ceil(self.per_rank / batch_size)
         self.start = 0  # first micro-batch (global count) to produce
+        self.lengths = lengths
+        self.group = group_size * batch_size
 
     def epoch_order(self, epoch: int) -> list[int]:
         g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
         perm = torch.randperm(self.n, generator=g).tolist()
-        return perm[self.rank :: self.world][: self.per_rank]
+        order = perm[self.rank :: self.world][: self.per_rank]
+        if self.lengths is not None:
+            # Length grouping (HF LengthGroupedSampler): sort within random mega-batches, so a
+            # batch pads little and the order stays random and reproducible.
+            order = [
+                i
+                for k in range(0, len(order), self.group)
+                for i in sorted(order[k : k + self.group], key=lambda j: -self.lengths[j])
+            ]
+        return order
 
     def __iter__(self):
         m = self.start
@@ -209,7 +229,8 @@ def run_training(
 
     data = task.train_data()
     world, rank = accelerator.num_processes, accelerator.process_index
-    sampler = _EpochSampler(len(data), config.seed, rank, world, stage_cfg.batch_size)
+    lengths = task.sample_lengths() if hasattr(task, "sample_lengths") else None
+    sampler = _EpochSampler(len(data), config.seed, rank, world, stage_cfg.batch_size, lengths)
     per_epoch = sampler.batches_per_epoch
     total_steps = max_steps or stage_cfg.max_steps
     if not total_steps:
@@ -250,7 +271,9 @@ def run_training(
     if resume:
         ckpt = latest_checkpoint(out)
         if ckpt is None:
-            log.warning("--resume: no checkpoint in %s, starting from scratch", out / CHECKPOINT_DIR)
+            log.warning(
+                "--resume: no checkpoint in %s, starting from scratch", out / CHECKPOINT_DIR
+            )
         else:
             accelerator.load_state(str(ckpt), strict=False)
             saved = TrainerState.read(ckpt / STATE_FILE)
@@ -320,7 +343,9 @@ def run_training(
         if hasattr(inner, "gradient_checkpointing_enable"):
             inner.gradient_checkpointing_enable()
         else:
-            log.warning("gradient checkpointing requested but %s has no switch", type(inner).__name__)
+            log.warning(
+                "gradient checkpointing requested but %s has no switch", type(inner).__name__
+            )
 
     eval_every = stage_cfg.eval_every or max(1, per_epoch // stage_cfg.grad_accum)
     task.set_train_mode(model)
@@ -367,7 +392,12 @@ def run_training(
             logger.log(
                 state.step,
                 "train",
-                {"loss": last_loss, **logs, "lr": scheduler.get_last_lr()[0], "samples_per_s": rate},
+                {
+                    "loss": last_loss,
+                    **logs,
+                    "lr": scheduler.get_last_lr()[0],
+                    "samples_per_s": rate,
+                },
                 samples=state.samples,
                 epoch=state.micro_batches / per_epoch,
                 elapsed=state.elapsed_s,
@@ -381,8 +411,14 @@ def run_training(
             _rng_restore(rng)
             if metrics:
                 state.last_eval = metrics
-                logger.log(state.step, "val", metrics, samples=state.samples,
-                           epoch=state.micro_batches / per_epoch, elapsed=state.elapsed_s)
+                logger.log(
+                    state.step,
+                    "val",
+                    metrics,
+                    samples=state.samples,
+                    epoch=state.micro_batches / per_epoch,
+                    elapsed=state.elapsed_s,
+                )
                 _maybe_select(metrics)
         if state.step % stage_cfg.save_every == 0 or state.step == total_steps:
             _save_checkpoint()
@@ -434,7 +470,11 @@ def _batch_size(batch: Any) -> int:
 def _rng_snapshot() -> dict[str, Any]:
     import random
 
-    snap = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+    snap = {
+        "torch": torch.get_rng_state(),
+        "numpy": np.random.get_state(),
+        "python": random.getstate(),
+    }
     if torch.cuda.is_available():
         snap["cuda"] = torch.cuda.get_rng_state_all()
     return snap

@@ -12,9 +12,7 @@ import numpy as np
 from radialog.labels import CHEXPERT_LABELS
 
 
-def tune_thresholds(
-    probs: np.ndarray, targets: np.ndarray, default: float = 0.5
-) -> np.ndarray:
+def tune_thresholds(probs: np.ndarray, targets: np.ndarray, default: float = 0.5) -> np.ndarray:
     """Per-label threshold that maximises F1 of `prob > threshold` on (probs, targets).
 
     probs, targets: (N, L). Labels without positives keep `default` (F1 is undefined there).

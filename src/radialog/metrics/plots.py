@@ -6,7 +6,7 @@ import io
 from collections.abc import Mapping
 from pathlib import Path
 
-from radialog.evaluation.store import atomic_write_bytes
+from radialog.fileio import atomic_write_bytes
 from radialog.labels import CHEXPERT_LABELS
 
 
