@@ -133,7 +133,7 @@ class ModelRunner:
     def __init__(self, max_concurrency: int, queue_size: int) -> None:
         self.max_concurrency = max_concurrency
         self.capacity = max_concurrency + queue_size
-        self._executor = ThreadPoolExecutor(max_concurrency, thread_name_prefix="radialog-model")
+        self._executor: ThreadPoolExecutor | None = None  # started on first use, see _pool()
         self._admitted = 0  # running + waiting; touched only on the event loop thread
         self._mean_s = 5.0  # running mean of call durations, for Retry-After
 
@@ -160,7 +160,7 @@ class ModelRunner:
             start = time.monotonic()
             return fn(*args)
 
-        fut = self._executor.submit(timed)
+        fut = self._pool().submit(timed)
 
         def done(f: Future) -> None:
             elapsed = time.monotonic() - start
@@ -195,5 +195,16 @@ class ModelRunner:
         if not cancelled:
             self._mean_s = 0.8 * self._mean_s + 0.2 * elapsed
 
+    def _pool(self) -> ThreadPoolExecutor:
+        # A fresh pool after shutdown: an app may go through several lifespans (ASGI test
+        # clients start and stop it per request), and each must be able to serve.
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(
+                self.max_concurrency, thread_name_prefix="radialog-model"
+            )
+        return self._executor
+
     def shutdown(self) -> None:
-        self._executor.shutdown(wait=False, cancel_futures=True)
+        if self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+            self._executor = None

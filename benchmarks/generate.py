@@ -1,0 +1,259 @@
+"""Generation speed: transformers generate() vs radialog's fast decoder, in one process.
+
+For the embedded default model (untrained is fine for speed), on the same report prompts
+(four images: the bundled example radiograph and three phantoms, each through the classifier
+and the image encoder), this measures interleaved, so machine load hits every variant alike:
+
+- one stream: tokens/s (all generated tokens / wall time) and first-token latency (prefill +
+  first step, from the streamer's first token) per variant;
+- batched: all prompts in one call (left padding), tokens/s;
+- agreement of each variant's greedy tokens with generate()'s (fp32 must be identical;
+  bf16/int8 weights change outputs a little);
+- end to end: `generate_report(image)` for one image (read, preprocess, classifier, encoder,
+  generation) with each backend;
+- LLM load time from the dequantised-GGUF safetensors cache, and (--measure-load) without it.
+
+    .venv/bin/python benchmarks/generate.py [--quick] [--threads N] [--max-new-tokens N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from radialog.imaging import example_image_path
+from radialog.imaging.phantom import render_phantom
+from radialog.model.config import load_named_config
+from radialog.model.decoding import FastOptions, cpu_supports_bf16, decoder_for
+from radialog.model.llm import StopOnText, load_llm
+from radialog.model.prompt import findings_text, report_conversation
+from radialog.model.radialog_model import RadialogModel
+
+
+class _Clock:
+    """Streamer that timestamps the first generated token."""
+
+    def __init__(self) -> None:
+        self.start = time.perf_counter()
+        self.first: float | None = None
+        self._prompt = True
+
+    def put(self, value: Any) -> None:
+        if self._prompt:
+            self._prompt = False
+        elif self.first is None:
+            self.first = time.perf_counter()
+
+    def end(self) -> None:
+        pass
+
+
+@dataclass
+class Stats:
+    tokens: int = 0
+    seconds: float = 0.0
+    first_token: list[float] = field(default_factory=list)
+    outputs: list[list[int]] = field(default_factory=list)
+
+    @property
+    def tps(self) -> float:
+        return self.tokens / self.seconds if self.seconds else float("nan")
+
+
+def _trim(row: list[int], eos: int) -> list[int]:
+    """Generated ids up to and including EOS (later ones are padding)."""
+    return row[: row.index(eos) + 1] if eos in row else row
+
+
+class Runner:
+    def __init__(self, model: RadialogModel, max_new_tokens: int) -> None:
+        self.model = model
+        self.n = max_new_tokens
+        self.eos = model.codec.eos_token_id
+        self.stop = StopOnText(model.tokenizer)
+
+    def hf(self, inputs: dict[str, Any], streamer: Any) -> torch.Tensor:
+        from transformers import StoppingCriteriaList
+
+        m = self.model
+        with torch.inference_mode():
+            return m.llm.generate(
+                **inputs,
+                max_new_tokens=self.n,
+                do_sample=False,
+                temperature=None,
+                top_p=None,
+                top_k=None,
+                eos_token_id=self.eos,
+                pad_token_id=m.codec.pad_token_id,
+                stopping_criteria=StoppingCriteriaList([self.stop]),
+                streamer=streamer,
+            )
+
+    def fast(self, options: FastOptions, inputs: dict[str, Any], streamer: Any) -> torch.Tensor:
+        return decoder_for(self.model.llm, options).decode(
+            inputs["inputs_embeds"],
+            inputs["attention_mask"],
+            max_new_tokens=self.n,
+            eos_token_id=self.eos,
+            pad_token_id=self.model.codec.pad_token_id,
+            stopping=self.stop,
+            streamer=streamer,
+        )
+
+    def run(
+        self, variant: str, options: FastOptions | None, inputs: dict[str, Any], st: Stats
+    ) -> None:
+        clock = _Clock() if inputs["attention_mask"].shape[0] == 1 else None
+        t0 = time.perf_counter()
+        out = self.hf(inputs, clock) if options is None else self.fast(options, inputs, clock)
+        st.seconds += time.perf_counter() - t0
+        rows = [_trim(r, self.eos) for r in out.tolist()]
+        st.tokens += sum(len(r) for r in rows)
+        st.outputs.extend(rows)
+        if clock is not None and clock.first is not None:
+            st.first_token.append(clock.first - t0)
+
+
+def _agreement(rows: list[list[int]], ref: list[list[int]]) -> tuple[int, float]:
+    """(identical sequences, fraction of reference tokens matched before the first difference)."""
+    same = sum(a == b for a, b in zip(rows, ref, strict=True))
+    matched = total = 0
+    for a, b in zip(rows, ref, strict=True):
+        k = 0
+        while k < min(len(a), len(b)) and a[k] == b[k]:
+            k += 1
+        matched += k
+        total += len(b)
+    return same, matched / max(total, 1)
+
+
+def _images() -> list[Any]:
+    phantoms = [
+        render_phantom(f, seed=i, size=512)
+        for i, f in enumerate([["Cardiomegaly"], ["Pleural Effusion", "Edema"], []], start=1)
+    ]
+    return [example_image_path(), *phantoms]
+
+
+def _measure_load(cfg_name: str) -> list[tuple[str, float]]:
+    cfg = load_named_config(cfg_name)
+    rows = []
+    old = os.environ.get("RADIALOG_CACHE_DIR")
+    with tempfile.TemporaryDirectory() as tmp:
+        os.environ["RADIALOG_CACHE_DIR"] = tmp
+        try:
+            for label in ("LLM load, no cache (dequantise GGUF)", "LLM load, from cache"):
+                t0 = time.perf_counter()
+                load_llm(cfg.llm)
+                rows.append((label, time.perf_counter() - t0))
+        finally:
+            if old is None:
+                os.environ.pop("RADIALOG_CACHE_DIR", None)
+            else:
+                os.environ["RADIALOG_CACHE_DIR"] = old
+    return rows
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--model", default="radialog-mini")
+    parser.add_argument("--quick", action="store_true", help="fewer tokens and repeats")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: all)")
+    parser.add_argument("--max-new-tokens", type=int, default=None)
+    parser.add_argument("--repeat", type=int, default=None)
+    parser.add_argument("--measure-load", action="store_true", help="also time a cold GGUF load")
+    args = parser.parse_args()
+    n = args.max_new_tokens or (32 if args.quick else 128)
+    repeat = args.repeat or (1 if args.quick else 2)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+    load_rows = _measure_load(args.model) if args.measure_load else []
+    t0 = time.perf_counter()
+    model = RadialogModel.from_pretrained(args.model)
+    load_rows.append(("RadialogModel.from_pretrained (warm cache)", time.perf_counter() - t0))
+
+    variants: list[tuple[str, FastOptions | None]] = [("hf generate() fp32", None)]
+    variants.append(("fast fp32", FastOptions()))
+    if cpu_supports_bf16() or model.device.type != "cpu":
+        variants.append(("fast bf16 weights", FastOptions(dtype=torch.bfloat16)))
+    variants.append(("fast int8 dynamic", FastOptions(quantize="int8")))
+    builds = []
+    for name, opts in variants[1:]:
+        t = time.perf_counter()
+        decoder_for(model.llm, opts)
+        builds.append((f"build decoder: {name}", time.perf_counter() - t))
+
+    images = _images()
+    analyses = [model.analyse_image(img) for img in images]
+    convs = [report_conversation(findings_text(a.predicted)) for a in analyses]
+    tokens = [a.image_tokens[0] for a in analyses]
+    singles = [
+        model.prepare_inputs([c], [t], train=False) for c, t in zip(convs, tokens, strict=True)
+    ]
+    batch = model.prepare_inputs(convs, tokens, train=False)
+
+    runner = Runner(model, n)
+    for name, opts in variants:  # warm-up (allocator, first-call paths)
+        runner.run(name, opts, singles[0], Stats())
+    single = {name: Stats() for name, _ in variants}
+    batched = {name: Stats() for name, _ in variants}
+    for _ in range(repeat):
+        for inputs in singles:
+            for name, opts in variants:
+                runner.run(name, opts, inputs, single[name])
+        for name, opts in variants:
+            runner.run(name, opts, batch, batched[name])
+
+    # End to end, one image: read + preprocess + classifier + encoder + generation.
+    e2e: dict[str, list[dict[str, float]]] = {"hf": [], "fast": []}
+    for _ in range(repeat):
+        for backend in e2e:
+            model.generation_backend = backend
+            report = model.generate_report(images[0], max_new_tokens=n)
+            e2e[backend].append(report.timings)
+
+    threads = torch.get_num_threads()
+    print(
+        f"model {args.model} (trained: {model.is_trained}), {threads} torch thread(s), "
+        f"max_new_tokens {n}, {len(singles)} prompts x {repeat}, "
+        f"load average {os.getloadavg()[0]:.1f}"
+    )
+    ref = single[variants[0][0]]
+    ref_b = batched[variants[0][0]]
+    print(
+        f"\n{'variant':22s} {'1-stream tok/s':>14s} {'x hf':>6s} {'1st token ms':>12s} "
+        f"{'batch tok/s':>11s} {'x hf':>6s} {'identical':>9s} {'agree':>6s}"
+    )
+    for name, _ in variants:
+        s, b = single[name], batched[name]
+        same, agree = _agreement(s.outputs + b.outputs, ref.outputs + ref_b.outputs)
+        first = statistics.median(s.first_token) * 1000 if s.first_token else float("nan")
+        print(
+            f"{name:22s} {s.tps:14.1f} {s.tps / ref.tps:6.2f} {first:12.0f} "
+            f"{b.tps:11.1f} {b.tps / ref_b.tps:6.2f} "
+            f"{same:>4d}/{len(s.outputs) + len(b.outputs):<4d} {agree:6.3f}"
+        )
+    print(f"\n{'end to end, one image':22s} {'total s':>8s}  stages (median s)")
+    for backend, runs in e2e.items():
+        keys = list(runs[0])
+        med = {k: statistics.median(r[k] for r in runs) for k in keys}
+        stages = " ".join(f"{k}={v:.3f}" for k, v in med.items() if k != "total")
+        print(f"{backend:22s} {med['total']:8.2f}  {stages}")
+    print()
+    for label, sec in load_rows + builds:
+        print(f"{label:44s} {sec:7.2f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
