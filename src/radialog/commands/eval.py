@@ -3,6 +3,10 @@
     radialog eval --model radialog-mini --dataset phantom-iu --split test --out runs/mini
     radialog eval --model DIR --dataset mimic --dataset-arg root=/data/mimic-cxr-jpg/2.0.0 --tasks all
     radialog eval --compare runs/no-findings runs/mini
+    radialog eval --model radialog-mini --dataset iu --dataset-arg split_file=r2gen_annotation.json \
+        --tasks text_correction,text_impression          # real report text, no image needed
+    radialog eval --baseline normal --dataset phantom-iu --out runs/normal   # constant report
+    radialog eval --model radialog-mini --untrained ...  # base LLM, no fine-tuning (LoRA B = 0)
 
 A killed run continues where it stopped when rerun with the same --out.
 """
@@ -49,7 +53,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--tasks",
         default="rg",
-        help="comma list of rg, correction, binary_qa, all_qa, impression, view, or 'all' (default: %(default)s)",
+        help="comma list of rg, correction, binary_qa, all_qa, impression, view, or 'all' (these "
+        "six); plus the text-only follow-ups text_correction, text_impression (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--baseline",
+        choices=("normal",),
+        default=None,
+        help="model-free report baseline scored by the same code: 'normal' writes "
+        "'No acute cardiopulmonary abnormality.' for every study (tasks: rg only)",
+    )
+    parser.add_argument(
+        "--untrained",
+        action="store_true",
+        help="build --model (a config name) without trained weights: the base LLM with a fresh, "
+        "zero LoRA, i.e. the no-fine-tuning baseline",
     )
     parser.add_argument(
         "--out", default=None, help="run folder (default: runs/eval-<model>-<dataset>-<split>)"
@@ -109,17 +127,21 @@ def run(args: argparse.Namespace) -> int:
     from radialog.commands._common import load_model
     from radialog.data import load_dataset
     from radialog.evaluation import EvalOptions, parse_tasks, run_eval
+    from radialog.evaluation.followup import MAX_NEW_TOKENS as TEXT_MAX_NEW_TOKENS
     from radialog.evaluation.generation import MAX_NEW_TOKENS
 
     dataset = args.dataset.strip().lower()
     _check_java(args)
+    tasks = parse_tasks(args.tasks)
     max_new = dict(MAX_NEW_TOKENS)
+    # Text-task lengths join the dict only when used, so older runs' run.json still match.
+    max_new.update({t: v for t, v in TEXT_MAX_NEW_TOKENS.items() if t in tasks})
     if args.max_new_tokens is not None:
         if args.max_new_tokens < 1:
             raise InvalidInputError("--max-new-tokens must be at least 1")
         max_new = {k: min(v, args.max_new_tokens) for k, v in max_new.items()}
     options = EvalOptions(
-        tasks=parse_tasks(args.tasks),
+        tasks=tasks,
         use_findings=not args.no_findings,
         images=args.images or ("all" if dataset == "mimic" else "frontal"),
         batch_size=args.batch_size,
@@ -132,6 +154,7 @@ def run(args: argparse.Namespace) -> int:
         n_bootstrap=args.bootstrap,
         seed=args.seed,
         max_new_tokens=max_new,
+        baseline=args.baseline,
     )
     options.resolved_tasks()  # fail on a typo before loading anything
     kwargs = _dataset_kwargs(args.dataset_arg)
@@ -143,13 +166,15 @@ def run(args: argparse.Namespace) -> int:
         kwargs["require_findings"] = str(kwargs["require_findings"]).lower() in ("1", "true", "yes")
     split = None if args.split.strip().lower() == "all" else args.split
     studies = load_dataset(dataset, split, **kwargs)
-    model_label = Path(args.model).name if Path(args.model).exists() else args.model
+    model_label = _model_label(args)
     suffix = "-nofindings" if args.no_findings else ""
     out = Path(args.out or f"runs/eval-{model_label}-{dataset}-{args.split}{suffix}")
-    model = load_model(args)
-    device = args.device or _default_device()
-    if device != "cpu":
-        model.to(device)
+    model = None
+    if args.baseline is None:
+        model = _untrained_model(args) if args.untrained else load_model(args)
+        device = args.device or _default_device()
+        if device != "cpu":
+            model.to(device)
     with _progress() as progress:
         result = run_eval(
             model,
@@ -163,6 +188,33 @@ def run(args: argparse.Namespace) -> int:
         )
     _print_summary(result, out)
     return 0
+
+
+def _model_label(args: argparse.Namespace) -> str:
+    if args.baseline:
+        return f"baseline-{args.baseline}"
+    label = Path(args.model).name if Path(args.model).exists() else args.model
+    return f"{label}-untrained" if args.untrained else label
+
+
+def _untrained_model(args: argparse.Namespace):
+    """The named config's untrained assembly; refuses if its LoRA is not the identity."""
+    import torch
+
+    from radialog.evaluation.followup import lora_is_identity
+    from radialog.model import RadialogModel
+
+    if getattr(args, "threads", None):
+        torch.set_num_threads(args.threads)
+    if Path(args.model).is_dir():
+        raise InvalidInputError(
+            "--untrained takes a model config name (e.g. radialog-mini), not a saved directory"
+        )
+    model = RadialogModel.from_config(args.model)
+    if lora_is_identity(model) is False:
+        raise InvalidInputError(f"{args.model}: a fresh LoRA should have B = 0; it does not")
+    model.eval()
+    return model
 
 
 def _default_device() -> str:
@@ -238,4 +290,20 @@ def _print_summary(result: dict, out: Path) -> None:
             f"{result['run']['model']} on {result['run']['dataset']} (n={rg['n']}): "
             + "  ".join(cells)
         )
+    from radialog.evaluation.tables import TEXT_CORRECTION_COLUMNS
+
+    tc = result["tasks"].get("text_correction")
+    if tc:
+        cells = [
+            f"{name} {fmt_metric(tc['metrics'].get(key), 100.0, 1, ci=False)}"
+            for name, key in TEXT_CORRECTION_COLUMNS
+        ]
+        print(f"text_correction (n={tc['n']}): " + "  ".join(cells))
+    ti = result["tasks"].get("text_impression")
+    if ti:
+        cells = [
+            f"{name} {fmt_metric(ti['metrics'].get(key), scale, dec, ci=False)}"
+            for name, key, scale, dec in RG_COLUMNS[2:]
+        ]
+        print(f"text_impression (n={ti['n']}): " + "  ".join(cells))
     print(f"wrote {out / 'report.md'}, {out / 'metrics.json'}, {out / 'predictions.jsonl'}")

@@ -5,9 +5,24 @@ metrics.json, report.md, per-label F1 plot); `compare_runs(dir_a, dir_b)` tests 
 against each other with a paired bootstrap.
 """
 
-from radialog.evaluation.runner import TASKS, EvalOptions, parse_tasks, run_eval
+from radialog.evaluation.runner import (
+    ALL_TASKS,
+    TASKS,
+    TEXT_TASKS,
+    EvalOptions,
+    parse_tasks,
+    run_eval,
+)
 
-__all__ = ["TASKS", "EvalOptions", "compare_runs", "parse_tasks", "run_eval"]
+__all__ = [
+    "ALL_TASKS",
+    "TASKS",
+    "TEXT_TASKS",
+    "EvalOptions",
+    "compare_runs",
+    "parse_tasks",
+    "run_eval",
+]
 
 
 def __getattr__(name: str):

@@ -34,11 +34,14 @@ class EvalItem:
     labels: dict[str, int | None] | None = None  # the dataset's own study labels, if any
 
 
-def build_items(studies: Iterable[Study], images: str = "frontal") -> list[EvalItem]:
+def build_items(
+    studies: Iterable[Study], images: str = "frontal", require_image: bool = True
+) -> list[EvalItem]:
     """Items for every study with a findings section and at least one image.
 
     Studies without findings are skipped (RaDialog's test set is the studies with a findings
-    section), as are images whose file is not available.
+    section), as are images whose file is not available. `require_image=False` (model-free
+    baselines) keeps such studies as one item whose image path may be None.
     """
     if images not in IMAGE_MODES:
         raise ValueError(f"images must be one of {IMAGE_MODES}, got {images!r}")
@@ -56,6 +59,8 @@ def build_items(studies: Iterable[Study], images: str = "frontal") -> list[EvalI
             chosen = list(study.images)
         # MIMIC adapters give paths even for images not downloaded: keep only real files.
         chosen = [im for im in chosen if im.path is not None and Path(im.path).is_file()]
+        if not chosen and not require_image:
+            chosen = [study.frontal_image() or (study.images or [StudyImage(None)])[0]]
         if not chosen:
             skipped_image += 1
             continue

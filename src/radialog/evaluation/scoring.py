@@ -126,6 +126,9 @@ def score_run(
         "per_label": scored["per_label"],
     }
     out["conventions"].update(_conventions(run, scored, options))
+    classifier = classifier_metrics(store, items, ref_matrix, options)
+    if classifier:
+        out["tasks"]["rg"]["classifier"] = classifier
 
     if "correction" in tasks:
         out["tasks"]["correction"] = _score_correction(
@@ -269,6 +272,41 @@ def _score_correction(
         "before": {"metrics": before["metrics"], "per_label_f1": _per_label_f1(before)},
         "after": {"metrics": after["metrics"], "per_label_f1": _per_label_f1(after)},
         "delta_ce": delta,
+    }
+
+
+def classifier_metrics(
+    store: PredictionStore, items: Sequence[EvalItem], ref_matrix: np.ndarray, options: Any
+) -> dict[str, Any] | None:
+    """The findings classifier against the reference labels, from the RG records' probabilities
+    and thresholded findings: macro AUROC (no CI) and macro F1 over 14 labels with a CI.
+    None when the records carry no probabilities (a model-free baseline)."""
+    recs = [store.get(f"rg/{it.id}") for it in items]
+    if not recs or not all(r.get("probabilities") for r in recs):
+        return None
+    probs = np.array([[r["probabilities"].get(n, 0.0) for n in CHEXPERT_LABELS] for r in recs])
+    pred = np.array(
+        [[float(n in r.get("predicted_findings", [])) for n in CHEXPERT_LABELS] for r in recs]
+    )
+    stats = [
+        s
+        for s in clinical_statistics(pred, ref_matrix, CE_CONVENTION)
+        if s.name == QA_KEYS["macro_f1"]
+    ]
+    entries = _entries(stats, len(pred), options.n_bootstrap, options.seed)
+    return {
+        "macro_auroc": {
+            "value": _macro_auc(probs, ref_matrix),
+            "ci_low": None,
+            "ci_high": None,
+            "convention": "mean ROC AUC of the classifier probabilities over labels with both "
+            "classes in the reference (no CI)",
+        },
+        "macro_f1": {
+            **entries[QA_KEYS["macro_f1"]],
+            "convention": "macro F1 over 14 labels of the thresholded findings (No-Finding rule "
+            "applied) against the reference labels; uncertain counts as negative",
+        },
     }
 
 

@@ -35,7 +35,15 @@ TASK_TITLES = {
     "all_qa": "Findings QA (list all)",
     "impression": "Impression generation",
     "view": "View classification",
+    "text_correction": "Correction of the real report (text only)",
+    "text_impression": "Impression from the real findings (text only)",
 }
+TEXT_CORRECTION_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("Success", "success_rate"),
+    ("Took effect", "took_effect"),
+    ("Nothing else changed", "unchanged"),
+    ("ROUGE-L vs original", "rouge_l_vs_original"),
+)
 
 
 def fmt_metric(
@@ -79,6 +87,14 @@ def render_run_report(result: Mapping[str, Any]) -> str:
             ["Model"] + [c[0] for c in RG_COLUMNS], [_row(name, rg["metrics"], RG_COLUMNS)]
         )
         out.append("")
+        cls = rg.get("classifier")
+        if cls:
+            out += [
+                "Findings classifier vs the reference labels: macro AUROC "
+                f"{fmt_metric(cls['macro_auroc'], 100.0, 1)}, macro F1 (14) "
+                f"{fmt_metric(cls['macro_f1'], 100.0, 1)}.",
+                "",
+            ]
     downstream = _downstream_rows(tasks)
     if downstream:
         out += ["## Downstream tasks", ""]
@@ -148,6 +164,29 @@ def _downstream_rows(tasks: Mapping[str, Any]) -> list[list[str]]:
             rows.append(
                 [
                     TASK_TITLES["impression"],
+                    str(t["n"]),
+                    label,
+                    fmt_metric(t["metrics"].get(key), scale, dec),
+                ]
+            )
+    if "text_correction" in tasks:
+        t = tasks["text_correction"]
+        modes = ", ".join(f"{m['n']} {name}" for name, m in t.get("by_mode", {}).items())
+        for label, key in TEXT_CORRECTION_COLUMNS:
+            rows.append(
+                [
+                    TASK_TITLES["text_correction"],
+                    f"{t['n']} ({modes})" if modes else str(t["n"]),
+                    label,
+                    fmt_metric(t["metrics"].get(key), 100.0, 1),
+                ]
+            )
+    if "text_impression" in tasks:
+        t = tasks["text_impression"]
+        for label, key, scale, dec in RG_COLUMNS[2:]:
+            rows.append(
+                [
+                    TASK_TITLES["text_impression"],
                     str(t["n"]),
                     label,
                     fmt_metric(t["metrics"].get(key), scale, dec),

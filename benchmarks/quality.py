@@ -1,0 +1,198 @@
+"""Quality: does training help? Several models side by side on the same `radialog eval` runs.
+
+For each model spec it runs `radialog eval` (resumable: rerunning continues) on
+(i) phantom-iu test report generation: CE macro F1 over the 14 labels (RaDialog's convention),
+    BLEU-4, ROUGE-L, BERTScore, and the findings classifier's macro AUROC / F1;
+(ii) IU X-ray test follow-ups on the real report text (no image): `text_correction` (success,
+    took effect, nothing else changed) and `text_impression` (ROUGE-L);
+plus the constant normal-report baseline on (i). Prints one table and writes `quality.json`.
+
+Model specs: a model name (`radialog-mini`), a saved model directory, or `untrained:NAME` (the
+named config without trained weights: the base LLM with a zero LoRA, i.e. no fine-tuning).
+Prefix `LABEL=` to name a column, e.g. `base=untrained:radialog-mini`.
+
+    .venv/bin/python benchmarks/quality.py base=untrained:radialog-mini \\
+        instruct=src/radialog/weights/radialog-mini report-only=/tmp/mini/report --limit 20
+
+Defaults (no arguments, as `make bench` runs it): untrained vs embedded radialog-mini, 5 items.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+SPLIT_FILE = REPO.parent / "shared" / "data" / "iu" / "r2gen_annotation.json"
+CE = "ce_radialog_uncertain_negative/f1_macro/14"
+
+# (column, suite, path into metrics.json's tasks, scale)
+COLUMNS: tuple[tuple[str, str, tuple[str, ...], float], ...] = (
+    ("CE F1", "rg", ("rg", "metrics", CE), 100.0),
+    ("B-4", "rg", ("rg", "metrics", "bleu_4"), 100.0),
+    ("R-L", "rg", ("rg", "metrics", "rouge_l"), 100.0),
+    ("BS", "rg", ("rg", "metrics", "bertscore_f1"), 100.0),
+    ("Cls AUROC", "rg", ("rg", "classifier", "macro_auroc"), 100.0),
+    ("Cls F1", "rg", ("rg", "classifier", "macro_f1"), 100.0),
+    ("Corr success", "text", ("text_correction", "metrics", "success_rate"), 100.0),
+    ("Corr took effect", "text", ("text_correction", "metrics", "took_effect"), 100.0),
+    ("Corr unchanged", "text", ("text_correction", "metrics", "unchanged"), 100.0),
+    ("Imp R-L", "text", ("text_impression", "metrics", "rouge_l"), 100.0),
+)
+
+
+def parse_spec(spec: str) -> tuple[str, list[str]]:
+    """'LABEL=SPEC' / 'untrained:NAME' / NAME / DIR -> (label, radialog eval model arguments)."""
+    label, sep, body = spec.partition("=")
+    if not sep:
+        label, body = "", spec
+    if body.startswith("untrained:"):
+        name = body.split(":", 1)[1]
+        return label or f"{name}-untrained", ["--model", name, "--untrained"]
+    return label or Path(body).name or body, ["--model", body]
+
+
+def run_eval(args: list[str], log: Path) -> float:
+    """One `radialog eval` in a subprocess (keeps memory per model separate); wall seconds."""
+    cmd = [sys.executable, "-m", "radialog", "eval", *args]
+    t0 = time.perf_counter()
+    with open(log, "a", encoding="utf-8") as fh:
+        fh.write(" ".join(cmd) + "\n")
+        fh.flush()
+        done = subprocess.run(cmd, cwd=REPO, stdout=fh, stderr=subprocess.STDOUT)
+    if done.returncode != 0:
+        raise SystemExit(f"radialog eval failed ({done.returncode}); see {log}")
+    return time.perf_counter() - t0
+
+
+def _get(metrics: dict, path: tuple[str, ...]) -> dict | None:
+    node = metrics.get("tasks", {})
+    for key in path:
+        if not isinstance(node, dict) or key not in node:
+            return None
+        node = node[key]
+    return node if isinstance(node, dict) and "value" in node else None
+
+
+def _cell(entry: dict | None, scale: float) -> str:
+    if not entry or entry.get("value") is None:
+        return "–"
+    text = f"{entry['value'] * scale:.1f}"
+    if entry.get("ci_low") is not None and entry.get("ci_high") is not None:
+        text += f" [{entry['ci_low'] * scale:.0f}-{entry['ci_high'] * scale:.0f}]"
+    return text
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument(
+        "models",
+        nargs="*",
+        default=["base=untrained:radialog-mini", "radialog-mini"],
+        help="model specs (see above)",
+    )
+    p.add_argument("--limit", type=int, default=5, help="test items per suite (default: 5)")
+    p.add_argument("--rg-tokens", type=int, default=90, help="max new tokens, reports")
+    p.add_argument("--text-tokens", type=int, default=90, help="max new tokens, text tasks")
+    p.add_argument("--split-file", default=str(SPLIT_FILE), help="R2Gen IU split file")
+    p.add_argument("--out", default=str(REPO / "runs" / "quality"), help="run folders root")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads per eval")
+    p.add_argument("--bootstrap", type=int, default=1000)
+    p.add_argument("--no-bertscore", action="store_true")
+    p.add_argument("--meteor", action="store_true", help="also METEOR (needs Java)")
+    p.add_argument("--no-baseline", action="store_true", help="skip the normal-report baseline")
+    p.add_argument("--no-text", action="store_true", help="skip the IU text follow-ups")
+    args = p.parse_args(argv)
+
+    out = Path(args.out) / f"limit{args.limit}"
+    out.mkdir(parents=True, exist_ok=True)
+    log = out / "eval.log"
+    common = ["--limit", str(args.limit), "--bootstrap", str(args.bootstrap)]
+    common += [] if args.meteor else ["--no-meteor"]
+    common += ["--no-bertscore"] if args.no_bertscore else []
+    common += ["--threads", str(args.threads)] if args.threads else []
+    rg_args = ["--dataset", "phantom-iu", "--split", "test", "--tasks", "rg"]
+    rg_args += ["--max-new-tokens", str(args.rg_tokens)]
+    text_args = [
+        "--dataset",
+        "iu",
+        "--split",
+        "test",
+        "--dataset-arg",
+        f"split_file={args.split_file}",
+    ]
+    text_args += ["--tasks", "text_correction,text_impression"]
+    text_args += ["--max-new-tokens", str(args.text_tokens)]
+    do_text = not args.no_text and Path(args.split_file).is_file()
+    if not args.no_text and not do_text:
+        print(f"IU split file {args.split_file} missing: skipping the text follow-ups")
+
+    rows: dict[str, dict] = {}
+    for spec in args.models:
+        label, model_args = parse_spec(spec)
+        folder = out / label.replace(os.sep, "_")
+        entry: dict = {"spec": spec, "seconds": {}}
+        entry["seconds"]["rg"] = run_eval(
+            [*model_args, *rg_args, *common, "--out", str(folder / "phantom-rg")], log
+        )
+        entry["rg"] = json.loads((folder / "phantom-rg" / "metrics.json").read_text())
+        if do_text:
+            entry["seconds"]["text"] = run_eval(
+                [*model_args, *text_args, *common, "--out", str(folder / "iu-text")], log
+            )
+            entry["text"] = json.loads((folder / "iu-text" / "metrics.json").read_text())
+        rows[label] = entry
+        print(f"{label}: done in {sum(entry['seconds'].values()):.0f} s", flush=True)
+    if not args.no_baseline:
+        folder = out / "baseline-normal"
+        secs = run_eval(["--baseline", "normal", *rg_args, *common, "--out", str(folder)], log)
+        rows["normal report"] = {
+            "spec": "--baseline normal",
+            "seconds": {"rg": secs},
+            "rg": json.loads((folder / "metrics.json").read_text()),
+        }
+
+    table = {
+        label: {col: _get(e.get(suite, {}), path) for col, suite, path, _ in COLUMNS}
+        for label, e in rows.items()
+    }
+    header = ["Model"] + [c[0] for c in COLUMNS]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for label, cells in table.items():
+        values = [_cell(cells[c[0]], c[3]) for c in COLUMNS]
+        lines.append("| " + " | ".join([label, *values]) + " |")
+    first = next(iter(rows.values()))
+    n_rg = first["rg"]["tasks"]["rg"]["n"]
+    text = first.get("text", {}).get("tasks", {})
+    n_c = text.get("text_correction", {}).get("n", 0)
+    n_i = text.get("text_impression", {}).get("n", 0)
+    print()
+    print(
+        f"Quality (×100, 95% bootstrap CI in brackets): phantom-iu test RG n={n_rg} "
+        f"(max {args.rg_tokens} new tokens); IU test text follow-ups: correction n={n_c}, "
+        f"impression n={n_i} (max {args.text_tokens} new tokens)"
+    )
+    print("\n".join(lines))
+    summary = {
+        "limit": args.limit,
+        "rg_tokens": args.rg_tokens,
+        "text_tokens": args.text_tokens,
+        "models": {
+            label: {"spec": e["spec"], "seconds": e["seconds"], "metrics": table[label]}
+            for label, e in rows.items()
+        },
+        "runs": str(out),
+    }
+    (out / "quality.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
+    (out / "quality.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    print(f"\nwrote {out / 'quality.json'} and {out / 'quality.md'}; runs under {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
