@@ -187,6 +187,10 @@ def main() -> int:
     if cpu_supports_bf16() or model.device.type != "cpu":
         variants.append(("fast bf16 weights", FastOptions(dtype=torch.bfloat16)))
     variants.append(("fast int8 dynamic", FastOptions(quantize="int8")))
+    if cpu_supports_bf16():
+        variants.append(
+            ("fast int8 weight-only", FastOptions(dtype=torch.bfloat16, quantize="int8-weight"))
+        )
     builds = []
     for name, opts in variants[1:]:
         t = time.perf_counter()

@@ -199,7 +199,13 @@ def test_hf_forward_fallback_identical(tiny: RadialogModel) -> None:
 
 
 @pytest.mark.parametrize(
-    "options", [FastOptions(dtype=torch.bfloat16), FastOptions(quantize="int8")], ids=str
+    "options",
+    [
+        FastOptions(dtype=torch.bfloat16),
+        FastOptions(quantize="int8"),
+        FastOptions(dtype=torch.bfloat16, quantize="int8-weight"),
+    ],
+    ids=str,
 )
 def test_reduced_precision_options_run(tiny: RadialogModel, options: FastOptions) -> None:
     inputs = _inputs(tiny, [0, 3])
@@ -219,6 +225,8 @@ def test_invalid_options() -> None:
         FastOptions(quantize="int4")
     with pytest.raises(ValueError):
         FastOptions(dtype=torch.bfloat16, quantize="int8")
+    with pytest.raises(ValueError):
+        FastOptions(quantize="int8-weight")  # needs bf16 activations
 
 
 def test_sampling_is_seeded_and_stays_in_top_p(tiny: RadialogModel) -> None:
