@@ -104,7 +104,7 @@ def test_named_configs_load_and_typos_fail(tmp_path):
 def test_threshold_tuning_maximises_f1_per_label():
     probs = np.array([[0.9, 0.2], [0.8, 0.3], [0.35, 0.1], [0.3, 0.6], [0.1, 0.05]])
     y = np.array([[1, 0], [1, 0], [1, 0], [0, 0], [0, 0]])
-    thr = tune_thresholds(probs, y)
+    thr = tune_thresholds(probs, y, min_positives=1)
     # label 0: all three positives are above 0.35 and the best negative is 0.3 -> F1 = 1
     assert 0.3 < thr[0] < 0.35
     assert classification_metrics(probs, y, thr)["f1/no_finding"] == 1.0
@@ -113,6 +113,20 @@ def test_threshold_tuning_maximises_f1_per_label():
     best = classification_metrics(probs, y, thr)["f1/no_finding"]
     for t in np.linspace(0, 1, 21):  # no other threshold does better
         assert classification_metrics(probs, y, np.array([t, 0.5]))["f1/no_finding"] <= best
+
+
+def test_threshold_tuning_keeps_default_for_rare_or_inseparable_labels():
+    rng = np.random.default_rng(0)
+    probs = rng.random((200, 3))
+    y = np.zeros((200, 3))
+    y[:5, 0] = 1  # rare: 5 positives
+    y[:, 1] = probs[:, 1] > 0.2  # well separated, plenty of positives
+    y[::2, 2] = 1  # noise: the classifier cannot separate it
+    probs[:, 2] = rng.random(200) * 0.3
+    thr = tune_thresholds(probs, y, min_positives=10, min_f1=0.7)
+    assert thr[0] == 0.5
+    assert abs(thr[1] - 0.2) < 0.02
+    assert thr[2] == 0.5
 
 
 def test_log_class_weights_guard_zero_and_full_counts():

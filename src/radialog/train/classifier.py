@@ -8,7 +8,8 @@ threshold per label is tuned on validation to maximise that label's F1; the thre
 with the model (`FindingsHead.thresholds`).
 
 Options (`stages.classifier.options`): select, augment (bool), eval_batch_size, pos_weight_floor,
-test (bool: also score the test split at the end).
+test (bool: also score the test split at the end), threshold_min_positives (10) and
+threshold_min_f1 (0.3): below either, a label keeps the default threshold.
 """
 
 from __future__ import annotations
@@ -66,6 +67,8 @@ class ClassifierTask:
         self.augment = bool(opts.get("augment", False))
         self.eval_batch_size = int(opts.get("eval_batch_size", 64))
         self.score_test = bool(opts.get("test", False))
+        self.threshold_min_positives = int(opts.get("threshold_min_positives", 10))
+        self.threshold_min_f1 = float(opts.get("threshold_min_f1", 0.3))
         self.config = config
 
         enc = radialog.config.classifier_encoder
@@ -153,7 +156,13 @@ class ClassifierTask:
         if len(self.val_bank):
             probs = self.probabilities(module, self.val_bank)
             y = self.val_targets.numpy()
-            thresholds = tune_thresholds(probs, y, default=radialog.config.classifier.threshold)
+            thresholds = tune_thresholds(
+                probs,
+                y,
+                default=radialog.config.classifier.threshold,
+                min_positives=self.threshold_min_positives,
+                min_f1=self.threshold_min_f1,
+            )
             radialog.classifier.set_thresholds(thresholds.tolist())
             result["val_at_0.5"] = classification_metrics(probs, y, 0.5)
             result["val_tuned"] = classification_metrics(probs, y, thresholds)

@@ -12,12 +12,20 @@ import numpy as np
 from radialog.labels import CHEXPERT_LABELS
 
 
-def tune_thresholds(probs: np.ndarray, targets: np.ndarray, default: float = 0.5) -> np.ndarray:
+def tune_thresholds(
+    probs: np.ndarray,
+    targets: np.ndarray,
+    default: float = 0.5,
+    min_positives: int = 10,
+    min_f1: float = 0.3,
+) -> np.ndarray:
     """Per-label threshold that maximises F1 of `prob > threshold` on (probs, targets).
 
-    probs, targets: (N, L). Labels without positives keep `default` (F1 is undefined there).
-    The threshold is the midpoint between the last predicted-positive score and the next one,
-    so it generalises a little better than the score itself.
+    probs, targets: (N, L). A label keeps `default` when it has fewer than `min_positives`
+    positives or its best F1 stays below `min_f1`: a threshold tuned on a handful of cases, or
+    for a label the classifier cannot separate, drops low and floods the prompt with that
+    finding. The threshold is the midpoint between the last predicted-positive score and the
+    next one, so it generalises a little better than the score itself.
     """
     probs = np.asarray(probs, dtype=np.float64)
     targets = np.asarray(targets) > 0.5
@@ -25,7 +33,7 @@ def tune_thresholds(probs: np.ndarray, targets: np.ndarray, default: float = 0.5
     out = np.full(num_labels, float(default))
     for j in range(num_labels):
         pos = int(targets[:, j].sum())
-        if pos == 0 or n == 0:
+        if pos < max(1, min_positives) or n == 0:
             continue
         order = np.argsort(-probs[:, j], kind="stable")
         scores = probs[order, j]
@@ -36,6 +44,8 @@ def tune_thresholds(probs: np.ndarray, targets: np.ndarray, default: float = 0.5
         valid = np.append(scores[:-1] > scores[1:], True)
         f1 = np.where(valid, f1, -1.0)
         best = int(np.argmax(f1))
+        if f1[best] < min_f1:
+            continue
         nxt = scores[best + 1] if best + 1 < n else scores[best] - 1e-6
         out[j] = float((scores[best] + nxt) / 2)
     return out
