@@ -294,3 +294,22 @@ def test_frozen_encoder_stays_in_eval_mode() -> None:
     assert all(not p.requires_grad for p in model.encoder.parameters())
     assert all(p.requires_grad for p in model.adapter.parameters())
     assert model.classifier_encoder.training  # its own config leaves it trainable
+
+
+def test_save_in_half_precision_halves_the_file_and_loads_back(tmp_path: Path) -> None:
+    model = RadialogModel.from_config("tiny")
+    _randomise_trained_parts(model)
+    full = model.save_pretrained(tmp_path / "fp32")
+    half = model.save_pretrained(tmp_path / "fp16", dtype=torch.float16)
+    full_size = (full / "model.safetensors").stat().st_size
+    half_size = (half / "model.safetensors").stat().st_size
+    assert half_size < 0.6 * full_size
+    loaded = RadialogModel.from_pretrained(half)
+    # Weights come back in the model's own dtype, equal to the originals up to fp16 rounding.
+    original = model._trained_modules().state_dict()
+    for key, value in loaded._trained_modules().state_dict().items():
+        assert value.dtype == original[key].dtype, key
+        if value.is_floating_point():
+            assert torch.allclose(value, original[key].to(torch.float16).to(value.dtype)), key
+        else:
+            assert torch.equal(value, original[key]), key

@@ -99,6 +99,13 @@ class ImageAnalysis:
         return dict(zip(CHEXPERT_LABELS, self.probabilities.tolist(), strict=True))
 
 
+def _stored(tensor: torch.Tensor, dtype: torch.dtype | None) -> torch.Tensor:
+    tensor = tensor.detach().cpu()
+    if dtype is not None and tensor.is_floating_point():
+        tensor = tensor.to(dtype)
+    return tensor.contiguous()
+
+
 class RadialogModel(nn.Module):
     """See the module docstring. Build with `from_config` or `from_pretrained`."""
 
@@ -258,8 +265,12 @@ class RadialogModel(nn.Module):
             parts["classifier_encoder"] = self.classifier_encoder
         return nn.ModuleDict(parts)
 
-    def save_pretrained(self, out_dir: str | Path) -> Path:
-        """Write config + trained parts + LoRA adapter atomically (temp dir, then rename)."""
+    def save_pretrained(self, out_dir: str | Path, *, dtype: torch.dtype | None = None) -> Path:
+        """Write config + trained parts + LoRA adapter atomically (temp dir, then rename).
+
+        `dtype` (e.g. torch.float16) stores the floating-point trained weights in that type to
+        halve the files; loading casts them back to the model's own dtype.
+        """
         from safetensors.torch import save_file
 
         out = Path(out_dir).expanduser().resolve()
@@ -268,8 +279,7 @@ class RadialogModel(nn.Module):
         try:
             (tmp / CONFIG_NAME).write_text(self.config.to_json(), encoding="utf-8")
             state = {
-                k: v.detach().cpu().contiguous()
-                for k, v in self._trained_modules().state_dict().items()
+                k: _stored(v, dtype) for k, v in self._trained_modules().state_dict().items()
             }
             save_file(
                 state,
