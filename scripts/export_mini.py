@@ -38,7 +38,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("run_model")
     parser.add_argument("out")
-    parser.add_argument("--min-positives", type=int, default=10)
+    parser.add_argument("--min-positives", type=int, default=3)
     parser.add_argument("--min-f1", type=float, default=0.3)
     args = parser.parse_args()
     model = RadialogModel.from_pretrained(args.run_model).eval()
