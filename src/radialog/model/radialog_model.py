@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
-import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -273,10 +271,9 @@ class RadialogModel(nn.Module):
         """
         from safetensors.torch import save_file
 
-        out = Path(out_dir).expanduser().resolve()
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp-"))
-        try:
+        from radialog.fileio import atomic_dir
+
+        def fill(tmp: Path) -> None:
             (tmp / CONFIG_NAME).write_text(self.config.to_json(), encoding="utf-8")
             state = {
                 k: _stored(v, dtype) for k, v in self._trained_modules().state_dict().items()
@@ -291,17 +288,8 @@ class RadialogModel(nn.Module):
                 self.llm.save_pretrained(
                     str(tmp / ADAPTER_DIR), safe_serialization=True, save_embedding_layers=False
                 )
-            if out.exists():
-                old = out.with_name(f".{out.name}.old-{time.time_ns()}")
-                out.rename(old)
-                tmp.rename(out)
-                shutil.rmtree(old, ignore_errors=True)
-            else:
-                tmp.rename(out)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-        return out
+
+        return atomic_dir(out_dir, fill)
 
     # ------------------------------------------------------------------ properties
 
