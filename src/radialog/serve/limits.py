@@ -52,6 +52,7 @@ class BodySizeLimitMiddleware:
             return
         length = _content_length(scope)
         if length is not None and length > self.max_bytes:
+            await _drain(receive)
             await self._send_413(send)
             return
         seen = 0
@@ -76,6 +77,7 @@ class BodySizeLimitMiddleware:
             await self.app(scope, limited_receive, tracking_send)
         except BodyTooLarge:
             if not started:
+                await _drain(receive)
                 await self._send_413(send)
 
     async def _send_413(self, send: Send) -> None:
@@ -94,6 +96,22 @@ class BodySizeLimitMiddleware:
             }
         )
         await send({"type": "http.response.body", "body": body})
+
+
+# Read (and drop) at most this much of a refused body. A client still uploading when the
+# server answers and closes gets a connection reset that can swallow the 413 itself.
+DRAIN_LIMIT = 64 * 2**20
+
+
+async def _drain(receive: Receive) -> None:
+    drained = 0
+    while drained <= DRAIN_LIMIT:
+        message = await receive()
+        if message["type"] != "http.request":
+            return
+        drained += len(message.get("body", b""))
+        if not message.get("more_body", False):
+            return
 
 
 def _too_large_message(max_bytes: int) -> str:
