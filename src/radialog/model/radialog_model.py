@@ -24,7 +24,12 @@ import torch
 from torch import nn
 
 from radialog import DISCLAIMER
-from radialog.errors import CheckpointError, InvalidImageError, ModelNotFoundError
+from radialog.errors import (
+    CheckpointError,
+    InvalidImageError,
+    InvalidInputError,
+    ModelNotFoundError,
+)
 from radialog.labels import CHEXPERT_LABELS, clean_no_finding, positives_from_probabilities
 from radialog.model.adapters import build_adapter
 from radialog.model.classifier import FindingsHead
@@ -34,9 +39,17 @@ from radialog.model.config import (
     available_configs,
     load_named_config,
 )
-from radialog.model.decoding import FastOptions, decoder_for
+from radialog.model.decoding import FastOptions, UnsupportedModel, decoder_for
 from radialog.model.encoders import build_encoder
-from radialog.model.llm import StopOnText, TokenCodec, apply_lora, load_llm, load_lora
+from radialog.model.llamacpp import LlamaCppOptions, llamacpp_available
+from radialog.model.llm import (
+    StopOnText,
+    TokenCodec,
+    apply_lora,
+    load_llm,
+    load_lora,
+    resolve_source,
+)
 from radialog.model.prompt import (
     IMAGE_PLACEHOLDER,
     Conversation,
@@ -104,14 +117,20 @@ def _stored(tensor: torch.Tensor, dtype: torch.dtype | None) -> torch.Tensor:
     return tensor.contiguous()
 
 
+GENERATION_BACKENDS = ("auto", "fast", "hf", "llamacpp")
+
+
 class RadialogModel(nn.Module):
     """See the module docstring. Build with `from_config` or `from_pretrained`."""
 
     # Text generation: "fast" (radialog.model.decoding, same greedy output as "hf"), "hf"
-    # (transformers generate()) or "auto" (fast for a CPU LLM under 2B parameters: the fast
-    # decoder keeps a merged copy of the weights). `fast_options`: bf16/int8 weights (opt-in).
+    # (transformers generate()), "llamacpp" (radialog.model.llamacpp: the quantised GGUF with
+    # LoRA merged, optional dependency) or "auto": for a CPU LLM under 2B parameters,
+    # llamacpp when it is installed and the LLM came from a GGUF file, else fast (both keep
+    # their own copy of the weights); hf otherwise. `fast_options`: bf16/int8 weights.
     generation_backend: str = "auto"
     fast_options: FastOptions = FastOptions()
+    llamacpp_options: LlamaCppOptions = LlamaCppOptions()
 
     def __init__(
         self,
@@ -275,9 +294,7 @@ class RadialogModel(nn.Module):
 
         def fill(tmp: Path) -> None:
             (tmp / CONFIG_NAME).write_text(self.config.to_json(), encoding="utf-8")
-            state = {
-                k: _stored(v, dtype) for k, v in self._trained_modules().state_dict().items()
-            }
+            state = {k: _stored(v, dtype) for k, v in self._trained_modules().state_dict().items()}
             save_file(
                 state,
                 str(tmp / WEIGHTS_NAME),
@@ -495,8 +512,10 @@ class RadialogModel(nn.Module):
         if self.tokenizer.convert_ids_to_tokens(self.codec.eos_token_id) != "</s>":
             # A model that spells out the RaDialog separator should stop there too.
             stopping = StopOnText(self.tokenizer)
-        if self._resolve_backend(backend) == "fast":
-            out = decoder_for(self.llm, self.fast_options).decode(
+        resolved = self._resolve_backend(backend)
+        if resolved in ("fast", "llamacpp"):
+            decoder = self._decoder(resolved, auto=(backend or self.generation_backend) == "auto")
+            out = decoder.decode(
                 inputs["inputs_embeds"],
                 inputs["attention_mask"],
                 max_new_tokens=max_new_tokens or self.config.max_new_tokens,
@@ -532,10 +551,44 @@ class RadialogModel(nn.Module):
         if backend == "auto":
             small = sum(p.numel() for p in self.llm.parameters()) < 2_000_000_000
             on_cpu = self.llm.get_input_embeddings().weight.device.type == "cpu"
-            return "fast" if small and on_cpu else "hf"
-        if backend not in ("fast", "hf"):
-            raise ValueError(f"generation backend must be 'fast', 'hf' or 'auto', not {backend!r}")
+            if not (small and on_cpu):
+                return "hf"
+            return "llamacpp" if self._gguf_source() and llamacpp_available() else "fast"
+        if backend not in GENERATION_BACKENDS:
+            raise ValueError(
+                f"generation backend must be one of {', '.join(GENERATION_BACKENDS)}, "
+                f"not {backend!r}"
+            )
         return backend
+
+    def _gguf_source(self) -> Path | None:
+        """The GGUF file the LLM was loaded from, if it was."""
+        name = self.config.llm.source
+        if name in (None, "", "random"):
+            return None
+        source = resolve_source(name)
+        return source if source.suffix == ".gguf" else None
+
+    def _decoder(self, backend: str, *, auto: bool) -> Any:
+        if backend == "llamacpp":
+            try:
+                return self._llamacpp_decoder()
+            except (UnsupportedModel, CheckpointError) as exc:
+                if not auto:
+                    raise
+                log.warning("llama.cpp backend unusable (%s); using the fast decoder", exc)
+        return decoder_for(self.llm, self.fast_options)
+
+    def _llamacpp_decoder(self) -> Any:
+        from radialog.model.llamacpp import llamacpp_decoder_for
+
+        source = self._gguf_source()
+        if source is None:
+            raise InvalidInputError(
+                "the llama.cpp backend runs LLMs loaded from a GGUF file (llm.source); "
+                f"this model's LLM comes from {self.config.llm.source!r}: use --backend fast"
+            )
+        return llamacpp_decoder_for(self.llm, source, self.llamacpp_options)
 
     def generate(
         self,

@@ -1,0 +1,213 @@
+"""Write the LLM of a RadialogModel as a GGUF file for llama.cpp: the source GGUF with LoRA merged.
+
+Why not convert from the torch weights: the LLM was loaded (dequantised) from a GGUF, whose
+quantised tensors, tokenizer and metadata llama.cpp reads as they are. Only the tensors that
+carry a LoRA delta change: they are dequantised, the delta (in Hugging Face layout; q/k rows
+permuted into llama.cpp's RoPE order) is added, and the sum is stored in `merged_type` (F16 by
+default: the LoRA update survives exactly enough, and these tensors are a small part of the
+model). Every other tensor is copied byte for byte, so llama.cpp computes with the same weights
+that the torch model dequantised.
+
+A check before writing compares one unadapted tensor of the file with the torch weight, so a
+GGUF that is not the one the LLM came from is refused instead of silently giving another model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from radialog.errors import CheckpointError
+
+log = logging.getLogger(__name__)
+
+# Hugging Face Llama module -> GGUF tensor name inside `blk.N.`.
+_HF_TO_GGUF = {
+    "self_attn.q_proj": "attn_q",
+    "self_attn.k_proj": "attn_k",
+    "self_attn.v_proj": "attn_v",
+    "self_attn.o_proj": "attn_output",
+    "mlp.gate_proj": "ffn_gate",
+    "mlp.up_proj": "ffn_up",
+    "mlp.down_proj": "ffn_down",
+}
+MERGED_TYPES = ("f16", "f32", "q8_0")
+
+
+def rope_permute(weight: np.ndarray, heads: int) -> np.ndarray:
+    """Hugging Face q/k rows -> llama.cpp's interleaved RoPE order (convert_hf_to_gguf's
+    `permute`; transformers undoes it when loading a GGUF)."""
+    rows = weight.shape[0]
+    return (
+        weight.reshape(heads, 2, rows // heads // 2, *weight.shape[1:])
+        .swapaxes(1, 2)
+        .reshape(weight.shape)
+    )
+
+
+def lora_deltas(llm: Any) -> dict[str, torch.Tensor]:
+    """{"blk.N.attn_q": delta (out, in) fp32, ...} for every active, unmerged LoRA module."""
+    from radialog.model.decoding import UnsupportedModel, base_causal_lm, effective_weight
+
+    model = base_causal_lm(llm)
+    deltas: dict[str, torch.Tensor] = {}
+    for i, layer in enumerate(model.model.layers):
+        for hf_name, gguf_name in _HF_TO_GGUF.items():
+            module = layer.get_submodule(hf_name)
+            base = getattr(module, "base_layer", None)
+            if base is None:
+                continue
+            merged, bias = effective_weight(module)
+            if bias is not None:
+                raise UnsupportedModel(f"{hf_name} has a bias; llama.cpp's llama has none")
+            delta = merged.float() - base.weight.detach().float()
+            if bool(delta.any()):
+                deltas[f"blk.{i}.{gguf_name}"] = delta
+    for name in ("embed_tokens", "lm_head"):
+        owner = model.model if name == "embed_tokens" else model
+        if getattr(getattr(owner, name), "base_layer", None) is not None:
+            raise UnsupportedModel(f"LoRA on {name} is not exported to GGUF")
+    return deltas
+
+
+def export_fingerprint(source: Path, deltas: dict[str, torch.Tensor], merged_type: str) -> str:
+    """Names the exported file: changes with the source file, the LoRA weights and the type."""
+    st = source.stat()
+    digest = hashlib.sha256(
+        f"{source.resolve()}|{st.st_size}|{st.st_mtime_ns}|{merged_type}".encode()
+    )
+    for name in sorted(deltas):
+        digest.update(name.encode())
+        digest.update(deltas[name].numpy().tobytes())
+    return digest.hexdigest()[:20]
+
+
+def _heads(reader: Any) -> tuple[int, int]:
+    def value(key: str) -> int:
+        field = reader.fields.get(key)
+        if field is None:
+            raise CheckpointError(f"GGUF has no {key}")
+        return int(field.contents())
+
+    heads = value("llama.attention.head_count")
+    kv_field = reader.fields.get("llama.attention.head_count_kv")
+    return heads, int(kv_field.contents()) if kv_field is not None else heads
+
+
+def _hf_layout(name: str, weight: np.ndarray, heads: int, kv_heads: int) -> np.ndarray:
+    """GGUF row order -> Hugging Face row order (the inverse of `rope_permute`)."""
+    if name.endswith("attn_q") or name.endswith("attn_k"):
+        n = heads if name.endswith("attn_q") else kv_heads
+        rows = weight.shape[0]
+        return (
+            weight.reshape(n, rows // n // 2, 2, *weight.shape[1:])
+            .swapaxes(1, 2)
+            .reshape(weight.shape)
+        )
+    return weight
+
+
+def _check_source(reader: Any, llm: Any, heads: int, kv_heads: int) -> None:
+    """Refuse a GGUF whose weights are not the LLM's (compare layer 0's k projection)."""
+    from gguf import quants
+
+    from radialog.model.decoding import base_causal_lm
+
+    model = base_causal_lm(llm)
+    module = model.model.layers[0].self_attn.k_proj
+    torch_w = getattr(module, "base_layer", module).weight.detach().float().numpy()
+    tensor = next((t for t in reader.tensors if t.name == "blk.0.attn_k.weight"), None)
+    if tensor is None:
+        raise CheckpointError("GGUF has no blk.0.attn_k.weight; is it a llama-architecture file?")
+    file_w = _hf_layout(
+        "attn_k", quants.dequantize(tensor.data, tensor.tensor_type), heads, kv_heads
+    )
+    if file_w.shape != torch_w.shape or not np.allclose(file_w, torch_w, atol=1e-3):
+        raise CheckpointError(
+            "the GGUF file's weights differ from the loaded LLM's: export from the GGUF the "
+            "LLM was loaded from (llm.source)"
+        )
+
+
+def export_gguf(
+    llm: Any,
+    source: Path,
+    out: Path,
+    *,
+    merged_type: str = "f16",
+    deltas: dict[str, torch.Tensor] | None = None,
+) -> Path:
+    """Write `source` with the LLM's LoRA merged to `out` (atomically). -> out.
+    `deltas`: `lora_deltas(llm)` if already computed."""
+    from gguf import GGMLQuantizationType, GGUFReader, GGUFValueType, GGUFWriter, quants
+
+    if merged_type not in MERGED_TYPES:
+        raise ValueError(f"merged_type must be one of {MERGED_TYPES}, not {merged_type!r}")
+    reader = GGUFReader(source)
+    arch_field = reader.fields.get("general.architecture")
+    arch = arch_field.contents() if arch_field is not None else None
+    if arch != "llama":
+        raise CheckpointError(f"only llama-architecture GGUF files are exported, not {arch!r}")
+    heads, kv_heads = _heads(reader)
+    _check_source(reader, llm, heads, kv_heads)
+    deltas = dict(lora_deltas(llm) if deltas is None else deltas)
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    writer = GGUFWriter(tmp, arch, use_temp_file=False)
+    try:
+        for key, field in reader.fields.items():
+            if key.startswith("GGUF.") or key == "general.architecture":
+                continue  # written by GGUFWriter itself
+            main = GGUFValueType(field.types[0])
+            sub = GGUFValueType(field.types[-1]) if main == GGUFValueType.ARRAY else None
+            writer.add_key_value(key, field.contents(), main, sub_type=sub)
+        target = {
+            "f16": GGMLQuantizationType.F16,
+            "f32": GGMLQuantizationType.F32,
+            "q8_0": GGMLQuantizationType.Q8_0,
+        }[merged_type]
+        for tensor in reader.tensors:
+            name = tensor.name.removesuffix(".weight")
+            delta = deltas.pop(name, None)
+            if delta is None:
+                writer.add_tensor(
+                    tensor.name,
+                    np.asarray(tensor.data),
+                    raw_shape=list(np.asarray(tensor.data).shape),
+                    raw_dtype=tensor.tensor_type,
+                )
+                continue
+            weight = quants.dequantize(tensor.data, tensor.tensor_type).astype(np.float32)
+            d = delta.numpy()
+            if name.endswith("attn_q"):
+                d = rope_permute(d, heads)
+            elif name.endswith("attn_k"):
+                d = rope_permute(d, kv_heads)
+            merged = weight + d
+            if target == GGMLQuantizationType.F32:
+                writer.add_tensor(tensor.name, merged)
+            elif target == GGMLQuantizationType.F16:
+                writer.add_tensor(tensor.name, merged.astype(np.float16))
+            else:
+                data = quants.quantize(merged, target)
+                writer.add_tensor(tensor.name, data, raw_shape=list(data.shape), raw_dtype=target)
+        if deltas:
+            raise CheckpointError(f"LoRA tensors with no GGUF counterpart: {sorted(deltas)[:3]}")
+        writer.write_header_to_file()
+        writer.write_kv_data_to_file()
+        writer.write_tensors_to_file()
+        writer.close()
+        os.replace(tmp, out)
+    except BaseException:
+        writer.close()
+        tmp.unlink(missing_ok=True)
+        raise
+    log.info("wrote %s (LoRA merged into %s)", out, merged_type)
+    return out

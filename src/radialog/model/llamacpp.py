@@ -1,0 +1,307 @@
+"""llama.cpp as the language-model backend, fed with radialog's prompt embeddings.
+
+Optional (`pip install llama-cpp-python`, which compiles llama.cpp: ~10 min on 2 cores). The
+LLM with its LoRA merged is exported once to a GGUF file (radialog.model.gguf_export; cached
+under `$RADIALOG_CACHE_DIR/llamacpp/`), and llama.cpp runs it through its C API: the prompt,
+image tokens included, goes in as embeddings (a `llama_batch` with `embd`, as llama.cpp's own
+multimodal models do), then one token per sequence and step. It plugs into the same decode loop
+as the torch fast path (`decoding.FastDecoder`), so EOS, stop text, sampling and streaming
+behave the same. The weights are those of the quantised source GGUF (plus F16 merged LoRA
+tensors), so greedy output can differ from the float torch model: `benchmarks/generate.py`
+reports the agreement.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import importlib.util
+import logging
+import os
+import threading
+import weakref
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from radialog.errors import MissingDependencyError
+from radialog.model.decoding import FastDecoder, FastOptions
+
+log = logging.getLogger(__name__)
+
+INSTALL_HINT = (
+    "the llama.cpp backend needs llama-cpp-python: `pip install llama-cpp-python==0.3.36` "
+    "(compiles llama.cpp, ~10 min), or use --backend fast"
+)
+
+
+def llamacpp_available() -> bool:
+    return importlib.util.find_spec("llama_cpp") is not None
+
+
+_LOG_CALLBACK: list[Any] = []  # the C callback must outlive every llama.cpp call
+
+
+def _lib() -> Any:
+    if not llamacpp_available():
+        raise MissingDependencyError(INSTALL_HINT)
+    import llama_cpp
+
+    if not _LOG_CALLBACK:
+        # llama.cpp's model-loading chatter goes to our logger (DEBUG), not to the terminal.
+        levels = {2: logging.WARNING, 3: logging.ERROR}
+
+        @llama_cpp.llama_log_callback
+        def forward(level: int, text: bytes, user_data: Any) -> None:
+            log.log(
+                levels.get(level, logging.DEBUG),
+                "llama.cpp: %s",
+                text.decode(errors="replace").rstrip(),
+            )
+
+        llama_cpp.llama_log_set(forward, ctypes.c_void_p(0))
+        _LOG_CALLBACK.append(forward)
+    return llama_cpp
+
+
+@dataclass(frozen=True)
+class LlamaCppOptions:
+    """`merged_type`: storage of the LoRA-merged tensors; `threads`: None = torch's count."""
+
+    merged_type: str = "f16"
+    threads: int | None = None
+
+
+class _Model:
+    """A loaded llama.cpp model + one context, grown when a call needs more room."""
+
+    def __init__(self, path: Path, threads: int) -> None:
+        lib = _lib()
+        self.lib = lib
+        lib.llama_backend_init()
+        params = lib.llama_model_default_params()
+        self.model = lib.llama_model_load_from_file(str(path).encode(), params)
+        if not self.model:
+            raise RuntimeError(f"llama.cpp could not load {path}")
+        self.n_embd = int(lib.llama_model_n_embd(self.model))
+        self.n_vocab = int(lib.llama_vocab_n_tokens(lib.llama_model_get_vocab(self.model)))
+        self.threads = threads
+        self.ctx = None
+        self.capacity = (0, 0)  # (sequences, positions per sequence)
+        self._ctx_box: list[Any] = [None]  # what the finalizer frees, kept current
+        weakref.finalize(self, _free, lib, self.model, self._ctx_box)
+
+    def context(self, sequences: int, positions: int) -> tuple[Any, bool]:
+        """A context with room for `sequences` x `positions` -> (ctx, new). A new context has
+        empty memory; an old one keeps what the last call left (the caller decides)."""
+        lib = self.lib
+        if sequences <= self.capacity[0] and positions <= self.capacity[1]:
+            return self.ctx, False
+        if self.ctx is not None:
+            lib.llama_free(self.ctx)
+            self.ctx = self._ctx_box[0] = None
+        seqs = max(sequences, self.capacity[0])
+        per_seq = max(256, 1 << (positions - 1).bit_length(), self.capacity[1])
+        params = lib.llama_context_default_params()
+        params.n_ctx = seqs * per_seq
+        params.n_batch = params.n_ubatch = min(params.n_ctx, 512)
+        params.n_seq_max = seqs
+        params.n_threads = params.n_threads_batch = self.threads
+        params.kv_unified = True
+        params.no_perf = True
+        self.ctx = lib.llama_init_from_model(self.model, params)
+        if not self.ctx:
+            raise RuntimeError("llama.cpp could not create a context")
+        self._ctx_box[0] = self.ctx
+        self.capacity = (seqs, per_seq)
+        return self.ctx, True
+
+
+def _free(lib: Any, model: Any, ctx_box: list[Any]) -> None:
+    if ctx_box[0] is not None:
+        lib.llama_free(ctx_box[0])
+    lib.llama_model_free(model)
+
+
+class LlamaCppStepper:
+    """`prefill`/`step` of decoding.FastDecoder's loop, computed by llama.cpp.
+
+    Prefix reuse: for one-row calls the KV cache of the previous call is kept, and a new prompt
+    that starts with the same embeddings (the system prompt; in a dialog, the whole earlier
+    conversation up to the previous answer) only computes the rest, as llama.cpp's server does
+    with `cache_prompt`. `embed` (the LLM's input embedding table) lets the generated tokens
+    count as part of that prefix too."""
+
+    dtype = torch.float32
+    device = torch.device("cpu")
+
+    def __init__(self, path: Path, threads: int, embed: torch.Tensor | None = None) -> None:
+        self.model = _Model(path, threads)
+        self.embed = None if embed is None else embed.detach().float()
+        self.history: list[torch.Tensor] = []  # embeddings in sequence 0's KV cache, in order
+        self.reused = 0  # positions taken from the cache by the last prefill (tests, benchmarks)
+
+    def _decode(self, batch: Any) -> None:
+        rc = self.model.lib.llama_decode(self.ctx, batch)
+        if rc != 0:
+            self.history = []
+            raise RuntimeError(f"llama_decode failed with code {rc} (context full?)")
+
+    def _logits(self, indices: list[int]) -> torch.Tensor:
+        rows = []
+        for i in indices:
+            ptr = self.model.lib.llama_get_logits_ith(self.ctx, i)
+            rows.append(np.ctypeslib.as_array(ptr, shape=(self.model.n_vocab,)).copy())
+        return torch.from_numpy(np.stack(rows))
+
+    def _cached_prefix(self, rows: torch.Tensor) -> int:
+        """How many leading rows equal what sequence 0's cache already holds."""
+        if not self.history:
+            return 0
+        cached = torch.cat(self.history)
+        n = min(len(cached), len(rows))
+        same = (cached[:n] == rows[:n]).all(-1)
+        return n if bool(same.all()) else int((~same).nonzero()[0, 0])
+
+    def _feed_embeddings(self, rows: torch.Tensor, seq: int, start: int) -> torch.Tensor:
+        """Decode `rows` at positions start.. of sequence `seq`; -> the last row's logits."""
+        lib = self.model.lib
+        data = rows.contiguous().numpy()
+        n = len(data)
+        batch = lib.llama_batch_init(n, self.model.n_embd, 1)
+        try:
+            ctypes.memmove(batch.embd, data.ctypes.data, data.nbytes)
+            batch.n_tokens = n
+            for i in range(n):
+                batch.pos[i] = start + i
+                batch.n_seq_id[i] = 1
+                batch.seq_id[i][0] = seq
+                batch.logits[i] = i == n - 1
+            self._decode(batch)
+            return self._logits([n - 1])[0]
+        finally:
+            lib.llama_batch_free(batch)
+
+    def prefill(
+        self,
+        embeds: torch.Tensor,
+        attention_mask: torch.Tensor,
+        positions: torch.Tensor,
+        total: int,
+    ) -> tuple[torch.Tensor, Any]:
+        lib = self.model.lib
+        b, width = embeds.shape[:2]
+        lengths = attention_mask.sum(-1).tolist()
+        self.ctx, new = self.model.context(b, total)
+        memory = lib.llama_get_memory(self.ctx)
+        # One sequence per row, padding dropped (left padding: the real tokens are at the end).
+        rows = [embeds[r, width - n :].to(torch.float32) for r, n in enumerate(lengths)]
+        keep = 0
+        if b == 1 and not new:
+            keep = min(self._cached_prefix(rows[0]), lengths[0] - 1)  # >= 1 row for logits
+        if keep and lib.llama_memory_seq_rm(memory, 0, keep, -1):
+            self.history = [torch.cat(self.history)[:keep]]
+        else:
+            keep = 0
+            lib.llama_memory_clear(memory, True)
+            self.history = []
+        self.reused = keep
+        last = []
+        for seq, row in enumerate(rows):
+            last.append(self._feed_embeddings(row[keep:], seq, keep))
+        self.history = [*self.history, rows[0][keep:]] if b == 1 else []
+        self.token_batch = lib.llama_batch_init(b, 0, 1)
+        self._batch_finalizer = weakref.finalize(self, lib.llama_batch_free, self.token_batch)
+        self.next_pos = list(lengths)
+        return torch.stack(last), None
+
+    def step(
+        self,
+        state: Any,
+        tokens: torch.Tensor,
+        positions: torch.Tensor,
+        key_bias: torch.Tensor,
+        index: int,
+    ) -> torch.Tensor:
+        batch = self.token_batch
+        ids = tokens.tolist()
+        batch.n_tokens = len(ids)
+        for row, token in enumerate(ids):
+            batch.token[row] = token
+            batch.pos[row] = self.next_pos[row]
+            batch.n_seq_id[row] = 1
+            batch.seq_id[row][0] = row
+            batch.logits[row] = True
+            self.next_pos[row] += 1
+        self._decode(batch)
+        if len(ids) == 1 and self.history:
+            if self.embed is None:
+                self.history = []  # the cache holds tokens we cannot compare with
+            else:
+                self.history.append(self.embed[ids[0]][None])
+        return self._logits(list(range(len(ids))))
+
+
+class LlamaCppDecoder(FastDecoder):
+    """FastDecoder's loop over llama.cpp. One context per decoder: calls are serialised."""
+
+    def __init__(
+        self, gguf_path: Path, threads: int | None = None, embed: torch.Tensor | None = None
+    ) -> None:
+        self.options = FastOptions()
+        self.kind = "llama.cpp"
+        self.path = gguf_path
+        self.build_seconds = 0.0
+        self.stepper = LlamaCppStepper(gguf_path, threads or torch.get_num_threads(), embed)
+        self._lock = threading.Lock()
+
+    def decode(self, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor, **kwargs: Any):
+        with self._lock:
+            return super().decode(inputs_embeds, attention_mask, **kwargs)
+
+
+# --------------------------------------------------------------------------------------------
+# One decoder per LLM (exported GGUF cached on disk, loaded model cached in memory)
+# --------------------------------------------------------------------------------------------
+
+_DECODERS: weakref.WeakKeyDictionary[Any, dict[LlamaCppOptions, tuple[Any, LlamaCppDecoder]]] = (
+    weakref.WeakKeyDictionary()
+)
+_LOCK = threading.Lock()
+
+
+def exported_gguf(llm: Any, source: Path, merged_type: str = "f16") -> Path:
+    """The cached GGUF of `llm` (source + merged LoRA), written on first use."""
+    from radialog.model.gguf_export import export_fingerprint, export_gguf, lora_deltas
+    from radialog.model.llm import cache_dir
+
+    deltas = lora_deltas(llm)
+    key = export_fingerprint(source, deltas, merged_type)
+    path = cache_dir() / "llamacpp" / f"{source.stem}-{key}.gguf"
+    if not path.is_file():
+        export_gguf(llm, source, path, merged_type=merged_type, deltas=deltas)
+    return path
+
+
+def llamacpp_decoder_for(
+    llm: Any, source: Path, options: LlamaCppOptions | None = None
+) -> LlamaCppDecoder:
+    """The llama.cpp decoder for `llm` (whose weights came from the GGUF `source`), rebuilt
+    when the LLM's weights change."""
+    from radialog.model.decoding import _fingerprint
+
+    options = options or LlamaCppOptions()
+    _lib()  # fail with the install hint before exporting anything
+    key = _fingerprint(llm)
+    with _LOCK:
+        per_llm = _DECODERS.setdefault(llm, {})
+        cached = per_llm.get(options)
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        path = exported_gguf(llm, source, options.merged_type)
+        threads = options.threads or int(os.environ.get("RADIALOG_LLAMACPP_THREADS", 0)) or None
+        decoder = LlamaCppDecoder(path, threads, llm.get_input_embeddings().weight)
+        per_llm[options] = (key, decoder)
+        return decoder

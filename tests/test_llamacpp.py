@@ -1,0 +1,211 @@
+"""The llama.cpp backend: GGUF export with LoRA merged, prompt embeddings into llama.cpp, and
+the same decode semantics as the torch fast decoder.
+
+Unit tests use a tiny random Llama written as an F32 GGUF (tests/gguf_tiny.py) with random,
+non-zero LoRA on all seven projections; the e2e test uses the embedded default model."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+pytest.importorskip("llama_cpp", reason="llama-cpp-python is installed by `make test`")
+
+from gguf import GGUFReader, quants  # noqa: E402
+
+from gguf_tiny import write_tiny_gguf  # noqa: E402
+from radialog.errors import CheckpointError, InvalidInputError, MissingDependencyError  # noqa: E402
+from radialog.model import llamacpp  # noqa: E402
+from radialog.model.config import load_named_config  # noqa: E402
+from radialog.model.decoding import base_causal_lm, decoder_for, effective_weight  # noqa: E402
+from radialog.model.gguf_export import _hf_layout, export_gguf  # noqa: E402
+from radialog.model.llm import load_llm  # noqa: E402
+from radialog.model.prompt import Conversation, report_conversation  # noqa: E402
+from radialog.model.radialog_model import RadialogModel  # noqa: E402
+
+ALL_PROJECTIONS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+
+
+@pytest.fixture(scope="module")
+def tiny_gguf(tmp_path_factory):
+    root = tmp_path_factory.mktemp("llamacpp")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("RADIALOG_CACHE_DIR", str(root / "cache"))
+        cfg = load_named_config("tiny")
+        llm, _ = load_llm(cfg.llm)
+        path = write_tiny_gguf(llm, root / "tiny.gguf")
+        cfg.llm.source = str(path)
+        cfg.llm.lora.target_modules = ALL_PROJECTIONS
+        model = RadialogModel(cfg)
+        g = torch.Generator().manual_seed(1)
+        with torch.no_grad():
+            for name, p in model.llm.named_parameters():
+                if "lora_" in name:
+                    p.copy_(torch.randn(p.shape, generator=g) * 0.5)
+        model.llamacpp_options = llamacpp.LlamaCppOptions(merged_type="f32", threads=1)
+        yield model, root
+        llamacpp._DECODERS.pop(model.llm, None)
+
+
+def _conversations() -> list[Conversation]:
+    return [
+        report_conversation("Cardiomegaly, Pleural Effusion"),
+        Conversation().add_user("Is the heart enlarged? Please explain the finding in detail."),
+        Conversation().add_user("hi"),
+    ]
+
+
+def _tokens(model: RadialogModel) -> list[torch.Tensor | None]:
+    g = torch.Generator().manual_seed(0)
+    return [model.encode_image(torch.rand(1, 3, 64, 64, generator=g))[0], None, None]
+
+
+def test_export_merges_lora_into_every_projection(tiny_gguf, tmp_path):
+    model, _ = tiny_gguf
+    source = model._gguf_source()
+    out = export_gguf(model.llm, source, tmp_path / "merged.gguf", merged_type="f32")
+    tensors = {t.name: t for t in GGUFReader(out).tensors}
+    layer = base_causal_lm(model.llm).model.layers[1]
+    for hf, name in [
+        ("self_attn.q_proj", "attn_q"),
+        ("self_attn.k_proj", "attn_k"),
+        ("mlp.down_proj", "ffn_down"),
+    ]:
+        t = tensors[f"blk.1.{name}.weight"]
+        stored = _hf_layout(name, quants.dequantize(t.data, t.tensor_type), 4, 2)
+        merged, _ = effective_weight(layer.get_submodule(hf))
+        base = layer.get_submodule(hf).base_layer.weight
+        assert not torch.allclose(merged, base)  # the LoRA delta is really there
+        torch.testing.assert_close(torch.from_numpy(stored.copy()), merged, atol=1e-5, rtol=0)
+    assert not list(tmp_path.glob(".*tmp"))  # atomic: no temp file left behind
+
+
+def test_export_refuses_a_gguf_the_llm_did_not_come_from(tiny_gguf, tmp_path):
+    model, _ = tiny_gguf
+    cfg = load_named_config("tiny")
+    cfg.llm.seed = 5  # another random llama: not the GGUF's weights
+    other = RadialogModel(cfg)
+    with pytest.raises(CheckpointError, match="differ from the loaded LLM"):
+        export_gguf(other.llm, model._gguf_source(), tmp_path / "x.gguf")
+    assert not (tmp_path / "x.gguf").exists()
+
+
+def test_llamacpp_logits_match_the_torch_model(tiny_gguf):
+    model, _ = tiny_gguf
+    inputs = model.prepare_inputs(_conversations()[:1], _tokens(model)[:1], train=False)
+    mask = inputs["attention_mask"]
+    positions = mask.cumsum(-1) - 1
+    with torch.no_grad():
+        torch_logits, _ = decoder_for(model.llm).stepper.prefill(
+            inputs["inputs_embeds"], mask, positions, mask.shape[1] + 4
+        )
+        cpp_logits, _ = model._llamacpp_decoder().stepper.prefill(
+            inputs["inputs_embeds"], mask, positions, mask.shape[1] + 4
+        )
+    scale = torch_logits.abs().max()
+    assert (cpp_logits - torch_logits).abs().max() < 1e-3 * scale
+    assert cpp_logits.argmax() == torch_logits.argmax()
+
+
+def test_greedy_output_equals_fast_decoder_single_and_batched(tiny_gguf):
+    model, _ = tiny_gguf
+    convs, toks = _conversations(), _tokens(model)
+    fast = model.generate_batch(convs, toks, max_new_tokens=10, backend="fast")
+    cpp_batched = model.generate_batch(convs, toks, max_new_tokens=10, backend="llamacpp")
+    cpp_single = [
+        model.generate(c, t, max_new_tokens=10, backend="llamacpp")
+        for c, t in zip(convs, toks, strict=True)
+    ]
+    assert cpp_batched == fast
+    assert cpp_single == fast
+
+
+def test_prefix_reuse_gives_the_same_answer_as_a_fresh_cache(tiny_gguf):
+    model, _ = tiny_gguf
+    convs, toks = _conversations(), _tokens(model)
+    stepper = model._llamacpp_decoder().stepper
+    first = model.generate(convs[0], toks[0], max_new_tokens=8, backend="llamacpp")
+    # A follow-up: the earlier prompt and answer are a prefix of the new prompt.
+    follow = convs[0].copy().add_assistant(first).add_user("Is there an effusion?")
+    answer = model.generate(follow, toks[0], max_new_tokens=8, backend="llamacpp")
+    assert (
+        stepper.reused
+        > 0.8 * model.prepare_inputs([convs[0]], [toks[0]], train=False)["attention_mask"].shape[1]
+    )
+    stepper.history = []  # forget the cache: the next prefill starts from scratch
+    assert model.generate(follow, toks[0], max_new_tokens=8, backend="llamacpp") == answer
+    assert stepper.reused == 0
+    # Another prompt shares only the system prompt; then the first one again.
+    other = model.generate(convs[1], None, max_new_tokens=8, backend="llamacpp")
+    assert 0 < stepper.reused < 60
+    assert model.generate(convs[0], toks[0], max_new_tokens=8, backend="llamacpp") == first
+    assert other == model.generate(convs[1], None, max_new_tokens=8, backend="fast")
+
+
+def test_streamer_sees_the_generated_tokens(tiny_gguf):
+    model, _ = tiny_gguf
+
+    class Collect:
+        def __init__(self):
+            self.steps, self.ended = [], False
+
+        def put(self, value):
+            self.steps.append(value)
+
+        def end(self):
+            self.ended = True
+
+    streamer = Collect()
+    text = model.generate(
+        _conversations()[2], max_new_tokens=6, streamer=streamer, backend="llamacpp"
+    )
+    ids = torch.cat(streamer.steps[1:]).tolist()  # first put: the (empty) prompt
+    assert streamer.ended and 1 <= len(ids) <= 6
+    assert model.codec.decode(ids) == text
+
+
+def test_export_is_cached_and_redone_when_lora_changes(tiny_gguf):
+    model, root = tiny_gguf  # the fixture points RADIALOG_CACHE_DIR at root/cache
+    first = model._llamacpp_decoder()
+    assert model._llamacpp_decoder() is first
+    assert first.path.parent == root / "cache" / "llamacpp"
+    files = sorted(first.path.parent.glob("*.gguf"))
+    with torch.no_grad():
+        next(p for n, p in model.llm.named_parameters() if "lora_B" in n).add_(0.1)
+    second = model._llamacpp_decoder()
+    assert second is not first and second.path != first.path
+    assert len(sorted(first.path.parent.glob("*.gguf"))) == len(files) + 1
+
+
+def test_auto_backend_and_clear_errors(tiny_gguf, monkeypatch):
+    model, _ = tiny_gguf
+    assert model._resolve_backend("auto") == "llamacpp"
+    random_llm = RadialogModel.from_config("tiny")
+    assert random_llm._resolve_backend("auto") == "fast"
+    with pytest.raises(InvalidInputError, match="GGUF"):
+        random_llm.generate(Conversation().add_user("hi"), max_new_tokens=2, backend="llamacpp")
+    monkeypatch.setattr(llamacpp, "llamacpp_available", lambda: False)
+    monkeypatch.setattr("radialog.model.radialog_model.llamacpp_available", lambda: False)
+    assert model._resolve_backend("auto") == "fast"
+    with pytest.raises(MissingDependencyError, match="pip install llama-cpp-python"):
+        llamacpp.llamacpp_decoder_for(model.llm, model._gguf_source())
+
+
+@pytest.mark.e2e
+def test_embedded_model_report_through_llamacpp():
+    from data_paths import EXAMPLE_IMAGE
+
+    torch.set_num_threads(2)
+    mini = RadialogModel.from_pretrained("radialog-mini")
+    mini.generation_backend = "llamacpp"
+    report = mini.generate_report(EXAMPLE_IMAGE, max_new_tokens=32)
+    mini.generation_backend = "fast"
+    reference = mini.generate_report(EXAMPLE_IMAGE, max_new_tokens=32)
+    cpp_ids = mini.codec.encode(report.text, add_prefix=False)
+    ref_ids = mini.codec.encode(reference.text, add_prefix=False)
+    same = next(
+        (i for i, (a, b) in enumerate(zip(cpp_ids, ref_ids, strict=False)) if a != b), len(ref_ids)
+    )
+    # Q4_1 weights with F16-merged LoRA: the report starts the same way as the float model's.
+    assert same >= 8, (report.text, reference.text)
+    assert report.findings == reference.findings
