@@ -206,6 +206,6 @@ def test_embedded_model_report_through_llamacpp():
     same = next(
         (i for i, (a, b) in enumerate(zip(cpp_ids, ref_ids, strict=False)) if a != b), len(ref_ids)
     )
-    # Q4_1 weights with F16-merged LoRA: the report starts the same way as the float model's.
+    # Q4_1 weights with F32-merged LoRA: the report starts the same way as the float model's.
     assert same >= 8, (report.text, reference.text)
     assert report.findings == reference.findings

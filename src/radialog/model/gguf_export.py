@@ -3,9 +3,9 @@
 Why not convert from the torch weights: the LLM was loaded (dequantised) from a GGUF, whose
 quantised tensors, tokenizer and metadata llama.cpp reads as they are. Only the tensors that
 carry a LoRA delta change: they are dequantised, the delta (in Hugging Face layout; q/k rows
-permuted into llama.cpp's RoPE order) is added, and the sum is stored in `merged_type` (F16 by
-default: the LoRA update survives exactly enough, and these tensors are a small part of the
-model). Every other tensor is copied byte for byte, so llama.cpp computes with the same weights
+permuted into llama.cpp's RoPE order) is added, and the sum is stored in `merged_type` (F32 by
+default: on radialog-mini, F16 rounding of the merged q/v projections alone changed 3 of 8 greedy
+reports (token agreement 0.86 vs 0.97 with F32), for ~9% more decoding speed). Every other tensor is copied byte for byte, so llama.cpp computes with the same weights
 that the torch model dequantised.
 
 A check before writing compares one unadapted tensor of the file with the torch weight, so a
@@ -140,7 +140,7 @@ def export_gguf(
     source: Path,
     out: Path,
     *,
-    merged_type: str = "f16",
+    merged_type: str = "f32",
     deltas: dict[str, torch.Tensor] | None = None,
 ) -> Path:
     """Write `source` with the LLM's LoRA merged to `out` (atomically). -> out.

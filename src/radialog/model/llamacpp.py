@@ -6,7 +6,7 @@ under `$RADIALOG_CACHE_DIR/llamacpp/`), and llama.cpp runs it through its C API:
 image tokens included, goes in as embeddings (a `llama_batch` with `embd`, as llama.cpp's own
 multimodal models do), then one token per sequence and step. It plugs into the same decode loop
 as the torch fast path (`decoding.FastDecoder`), so EOS, stop text, sampling and streaming
-behave the same. The weights are those of the quantised source GGUF (plus F16 merged LoRA
+behave the same. The weights are those of the quantised source GGUF (plus F32 merged LoRA
 tensors), so greedy output can differ from the float torch model: `benchmarks/generate.py`
 reports the agreement.
 """
@@ -70,7 +70,7 @@ def _lib() -> Any:
 class LlamaCppOptions:
     """`merged_type`: storage of the LoRA-merged tensors; `threads`: None = torch's count."""
 
-    merged_type: str = "f16"
+    merged_type: str = "f32"
     threads: int | None = None
 
 
@@ -272,7 +272,7 @@ _DECODERS: weakref.WeakKeyDictionary[Any, dict[LlamaCppOptions, tuple[Any, Llama
 _LOCK = threading.Lock()
 
 
-def exported_gguf(llm: Any, source: Path, merged_type: str = "f16") -> Path:
+def exported_gguf(llm: Any, source: Path, merged_type: str = "f32") -> Path:
     """The cached GGUF of `llm` (source + merged LoRA), written on first use."""
     from radialog.model.gguf_export import export_fingerprint, export_gguf, lora_deltas
     from radialog.model.llm import cache_dir
