@@ -294,3 +294,19 @@ def test_example_image_is_bundled() -> None:
     assert path.is_file()
     x = read_xray(path)
     assert x.pixels.shape == (512, 512) and x.format == "png" and x.bits == 8
+
+
+def test_jpeg_exif_orientation_is_applied(tmp_path: Path) -> None:
+    # A phone photo of a film: stored landscape, EXIF Orientation 6 = rotate 90 degrees clockwise.
+    pixels = np.zeros((40, 60), dtype=np.uint8)
+    pixels[:, :10] = 255  # bright band on the stored left edge
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    path = tmp_path / "rotated.jpg"
+    Image.fromarray(pixels).save(path, exif=exif, quality=100)
+    x = read_xray(path)
+    assert x.shape == (60, 40)
+    assert x.pixels[:10].mean() > 200 and x.pixels[-10:].mean() < 50  # the band is now on top
+    plain = tmp_path / "plain.jpg"
+    Image.fromarray(pixels).save(plain, quality=100)
+    assert read_xray(plain).shape == (40, 60)

