@@ -160,6 +160,35 @@ def _findings_changed(rows: list[list[int]], ref: list[list[int]], decode: Any) 
     return changed / max(total, 1)
 
 
+def _llamacpp_reference(
+    source: Any, prompt: str, n: int, threads: int, repeat: int
+) -> tuple[int, float, float]:
+    """The bar a user compares with: llama-cpp-python's own `Llama.generate` on the base GGUF
+    (text prompt only: it cannot take our image embeddings). -> (prompt tokens, decode tok/s,
+    median first-token ms)."""
+    from llama_cpp import Llama
+
+    llm = Llama(model_path=str(source), n_ctx=1024, n_threads=threads, verbose=False)
+    tokens = llm.tokenize(prompt.encode())
+    decode_tokens, decode_seconds, firsts = 0, 0.0, []
+    for _ in range(repeat + 1):  # the first run warms up
+        llm.reset()
+        t0 = time.perf_counter()
+        first, count = None, 0
+        for _token in llm.generate(tokens, temp=0.0, top_k=1, reset=True):
+            count += 1
+            if first is None:
+                first = time.perf_counter()
+            if count == n:
+                break
+        end = time.perf_counter()
+        if _ > 0 and first is not None:
+            firsts.append(first - t0)
+            decode_tokens += count - 1
+            decode_seconds += end - first
+    return len(tokens), decode_tokens / decode_seconds, statistics.median(firsts) * 1000
+
+
 def _images() -> list[Any]:
     phantoms = [
         render_phantom(f, seed=i, size=512)
@@ -282,6 +311,14 @@ def main() -> int:
             f"{same:>4d}/{len(s.outputs) + len(b.outputs):<4d} {agree:6.3f} {changed:8.3f}"
         )
     print("(findings: share of the 14 labeler findings that differ from generate()'s text)")
+    source = model._gguf_source()
+    if llamacpp_available() and source is not None:
+        text = convs[0].render().replace("<image>", "")
+        length, tps, first = _llamacpp_reference(source, text, n, threads, repeat)
+        print(
+            f"reference: llama-cpp-python Llama.generate() on {source.name}, {length}-token text "
+            f"prompt, no image: decode {tps:.1f} tok/s, first token {first:.0f} ms"
+        )
     print(f"\n{'end to end, one image':22s} {'total s':>8s}  stages (median s)")
     for backend, runs in e2e.items():
         keys = list(runs[0])

@@ -132,7 +132,7 @@ def test_prefix_reuse_gives_the_same_answer_as_a_fresh_cache(tiny_gguf):
         stepper.reused
         > 0.8 * model.prepare_inputs([convs[0]], [toks[0]], train=False)["attention_mask"].shape[1]
     )
-    stepper.history = []  # forget the cache: the next prefill starts from scratch
+    stepper.forget()  # the next prefill starts from scratch
     assert model.generate(follow, toks[0], max_new_tokens=8, backend="llamacpp") == answer
     assert stepper.reused == 0
     # Another prompt shares only the system prompt; then the first one again.
@@ -140,6 +140,21 @@ def test_prefix_reuse_gives_the_same_answer_as_a_fresh_cache(tiny_gguf):
     assert 0 < stepper.reused < 60
     assert model.generate(convs[0], toks[0], max_new_tokens=8, backend="llamacpp") == first
     assert other == model.generate(convs[1], None, max_new_tokens=8, backend="fast")
+
+
+def test_interleaved_dialogs_keep_their_own_caches(tiny_gguf):
+    model, _ = tiny_gguf
+    convs, toks = _conversations(), _tokens(model)
+    stepper = model._llamacpp_decoder().stepper
+    stepper.forget()
+    dialogs = [(convs[0], toks[0]), (convs[1], None)]
+    answers = [model.generate(c, t, max_new_tokens=6, backend="llamacpp") for c, t in dialogs]
+    for (conv, tok), answer in zip(dialogs, answers, strict=True):
+        follow = conv.copy().add_assistant(answer).add_user("Why?")
+        earlier = model.prepare_inputs([conv], [tok], train=False)["attention_mask"].shape[1]
+        reply = model.generate(follow, tok, max_new_tokens=6, backend="llamacpp")
+        assert stepper.reused >= earlier  # the other dialog did not evict this one's cache
+        assert reply == model.generate(follow, tok, max_new_tokens=6, backend="fast")
 
 
 def test_streamer_sees_the_generated_tokens(tiny_gguf):

@@ -58,7 +58,8 @@ def image_message(data: bytes, text: str = "Write a report for this X-ray.") -> 
 
 
 def test_health_models_and_page(server) -> None:
-    assert httpx.get(f"{server}/healthz").json()["status"] == "ok"
+    health = httpx.get(f"{server}/healthz").json()
+    assert health["status"] == "ok" and health["backend"] in ("llamacpp", "fast", "hf")
     assert httpx.get(f"{server}/v1/models").json()["data"][0]["id"] == "tiny"
     page = httpx.get(f"{server}/")
     assert page.status_code == 200 and "radiologist" in page.text

@@ -19,7 +19,7 @@ import logging
 import os
 import threading
 import weakref
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -125,28 +125,55 @@ def _free(lib: Any, model: Any, ctx_box: list[Any]) -> None:
     lib.llama_model_free(model)
 
 
+@dataclass
+class _Slot:
+    """One KV-cache sequence kept between calls: the embeddings whose keys/values it holds."""
+
+    rows: torch.Tensor | None = None
+    pending: list[torch.Tensor] = field(default_factory=list)  # generated tokens, appended lazily
+    used: int = 0  # LRU clock
+
+    def content(self) -> torch.Tensor | None:
+        if self.pending:
+            self.rows = torch.cat([self.rows, *self.pending])
+            self.pending = []
+        return self.rows
+
+
 class LlamaCppStepper:
     """`prefill`/`step` of decoding.FastDecoder's loop, computed by llama.cpp.
 
-    Prefix reuse: for one-row calls the KV cache of the previous call is kept, and a new prompt
-    that starts with the same embeddings (the system prompt; in a dialog, the whole earlier
-    conversation up to the previous answer) only computes the rest, as llama.cpp's server does
-    with `cache_prompt`. `embed` (the LLM's input embedding table) lets the generated tokens
-    count as part of that prefix too."""
+    Prefix reuse (as llama.cpp's server does with `cache_prompt` and slots): one-row calls keep
+    their KV cache in one of `slots` sequences. A new prompt that starts with the same
+    embeddings as a slot (the system prompt; in a dialog, the whole earlier conversation up to
+    the previous answer) only computes the rest. A prompt that shares only part of a slot gets
+    that part copied into another (empty or least recently used) slot, so that several dialogs
+    served in turn keep their caches. `embed` (the LLM's input embedding table) lets generated
+    tokens count as part of a slot's prefix too. Batched calls start from an empty cache."""
 
     dtype = torch.float32
     device = torch.device("cpu")
 
-    def __init__(self, path: Path, threads: int, embed: torch.Tensor | None = None) -> None:
+    def __init__(
+        self, path: Path, threads: int, embed: torch.Tensor | None = None, slots: int = 4
+    ) -> None:
         self.model = _Model(path, threads)
         self.embed = None if embed is None else embed.detach().float()
-        self.history: list[torch.Tensor] = []  # embeddings in sequence 0's KV cache, in order
+        self.slots = [_Slot() for _ in range(max(1, slots))]
+        self.clock = 0
+        self.seqs: list[int] = []  # KV sequence of each row of the current call
         self.reused = 0  # positions taken from the cache by the last prefill (tests, benchmarks)
+
+    def forget(self) -> None:
+        """Drop every kept KV cache (the next prompt is computed from scratch)."""
+        self.slots = [_Slot() for _ in self.slots]
+        if getattr(self, "ctx", None) is not None:
+            self.model.lib.llama_memory_clear(self.model.lib.llama_get_memory(self.ctx), True)
 
     def _decode(self, batch: Any) -> None:
         rc = self.model.lib.llama_decode(self.ctx, batch)
         if rc != 0:
-            self.history = []
+            self.forget()
             raise RuntimeError(f"llama_decode failed with code {rc} (context full?)")
 
     def _logits(self, indices: list[int]) -> torch.Tensor:
@@ -156,14 +183,39 @@ class LlamaCppStepper:
             rows.append(np.ctypeslib.as_array(ptr, shape=(self.model.n_vocab,)).copy())
         return torch.from_numpy(np.stack(rows))
 
-    def _cached_prefix(self, rows: torch.Tensor) -> int:
-        """How many leading rows equal what sequence 0's cache already holds."""
-        if not self.history:
+    @staticmethod
+    def _match(slot: _Slot, rows: torch.Tensor) -> int:
+        """How many leading rows equal what the slot's cache holds."""
+        cached = slot.content()
+        if cached is None:
             return 0
-        cached = torch.cat(self.history)
         n = min(len(cached), len(rows))
         same = (cached[:n] == rows[:n]).all(-1)
         return n if bool(same.all()) else int((~same).nonzero()[0, 0])
+
+    def _choose_slot(self, memory: Any, rows: torch.Tensor) -> tuple[int, int]:
+        """-> (sequence for this prompt, cached positions to keep); the cache is trimmed."""
+        lib = self.model.lib
+        matches = [self._match(slot, rows) for slot in self.slots]
+        best = max(range(len(self.slots)), key=lambda i: (matches[i], self.slots[i].used))
+        keep = min(matches[best], len(rows) - 1)  # at least one row to get logits from
+        target = best
+        cached = self.slots[best].content()
+        if cached is not None and keep < len(cached) and len(self.slots) > 1:
+            # Only part of `best` is shared: leave it intact for its own dialog and build this
+            # prompt's cache in an empty or the least recently used other slot.
+            others = [i for i in range(len(self.slots)) if i != best]
+            target = min(others, key=lambda i: (self.slots[i].rows is not None, self.slots[i].used))
+            lib.llama_memory_seq_rm(memory, target, -1, -1)
+            if keep:
+                lib.llama_memory_seq_cp(memory, best, target, 0, keep)
+            self.slots[target] = _Slot(cached[:keep] if keep else None)
+        if not lib.llama_memory_seq_rm(memory, target, keep, -1):
+            lib.llama_memory_seq_rm(memory, target, -1, -1)
+            keep = 0
+        slot = self.slots[target]
+        slot.rows = slot.content()[:keep] if keep else None
+        return target, keep
 
     def _feed_embeddings(self, rows: torch.Tensor, seq: int, start: int) -> torch.Tensor:
         """Decode `rows` at positions start.. of sequence `seq`; -> the last row's logits."""
@@ -194,24 +246,27 @@ class LlamaCppStepper:
         lib = self.model.lib
         b, width = embeds.shape[:2]
         lengths = attention_mask.sum(-1).tolist()
-        self.ctx, new = self.model.context(b, total)
+        self.ctx, new = self.model.context(max(b, len(self.slots)), total)
         memory = lib.llama_get_memory(self.ctx)
         # One sequence per row, padding dropped (left padding: the real tokens are at the end).
         rows = [embeds[r, width - n :].to(torch.float32) for r, n in enumerate(lengths)]
-        keep = 0
-        if b == 1 and not new:
-            keep = min(self._cached_prefix(rows[0]), lengths[0] - 1)  # >= 1 row for logits
-        if keep and lib.llama_memory_seq_rm(memory, 0, keep, -1):
-            self.history = [torch.cat(self.history)[:keep]]
+        if new or b > 1:
+            self.forget()
+        if b == 1:
+            seq, keep = self._choose_slot(memory, rows[0])
+            self.seqs = [seq]
         else:
-            keep = 0
-            lib.llama_memory_clear(memory, True)
-            self.history = []
+            self.seqs, keep = list(range(b)), 0
         self.reused = keep
-        last = []
-        for seq, row in enumerate(rows):
-            last.append(self._feed_embeddings(row[keep:], seq, keep))
-        self.history = [*self.history, rows[0][keep:]] if b == 1 else []
+        last = [
+            self._feed_embeddings(row[keep:], seq, keep)
+            for row, seq in zip(rows, self.seqs, strict=True)
+        ]
+        if b == 1:
+            self.clock += 1
+            slot = self.slots[self.seqs[0]]
+            slot.rows = rows[0] if slot.rows is None else torch.cat([slot.rows, rows[0][keep:]])
+            slot.used = self.clock
         self.token_batch = lib.llama_batch_init(b, 0, 1)
         self._batch_finalizer = weakref.finalize(self, lib.llama_batch_free, self.token_batch)
         self.next_pos = list(lengths)
@@ -232,15 +287,18 @@ class LlamaCppStepper:
             batch.token[row] = token
             batch.pos[row] = self.next_pos[row]
             batch.n_seq_id[row] = 1
-            batch.seq_id[row][0] = row
+            batch.seq_id[row][0] = self.seqs[row]
             batch.logits[row] = True
             self.next_pos[row] += 1
         self._decode(batch)
-        if len(ids) == 1 and self.history:
+        if len(ids) == 1:
+            slot = self.slots[self.seqs[0]]
             if self.embed is None:
-                self.history = []  # the cache holds tokens we cannot compare with
-            else:
-                self.history.append(self.embed[ids[0]][None])
+                # The cache now holds a token we cannot compare with: not reusable (its
+                # sequence is trimmed when the slot is next chosen).
+                self.slots[self.seqs[0]] = _Slot()
+            elif slot.rows is not None:
+                slot.pending.append(self.embed[ids[0]][None])
         return self._logits(list(range(len(ids))))
 
 

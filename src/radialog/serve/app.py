@@ -76,6 +76,8 @@ def create_app(model: Any, settings: ServeSettings | None = None) -> FastAPI:
     model_name = settings.model_name or str(getattr(model, "name", "radialog"))
     runner = ModelRunner(settings.max_concurrency, settings.queue_size)
     created = int(time.time())
+    resolve = getattr(model, "_resolve_backend", None)
+    backend = resolve(None) if resolve is not None else "hf"
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -114,7 +116,13 @@ def create_app(model: Any, settings: ServeSettings | None = None) -> FastAPI:
 
     @app.get("/healthz", response_model=Health, tags=["service"])
     async def healthz() -> Health:
-        return Health(status="ok", model=model_name, busy=runner.admitted, capacity=runner.capacity)
+        return Health(
+            status="ok",
+            model=model_name,
+            busy=runner.admitted,
+            capacity=runner.capacity,
+            backend=backend,
+        )
 
     @app.get(
         "/v1/models",

@@ -137,6 +137,7 @@ class Health(BaseModel):
     model: str
     busy: int = Field(description="requests running or queued")
     capacity: int
+    backend: str = Field(description="text generation backend: llamacpp, fast or hf")
 
 
 class ErrorDetail(BaseModel):
