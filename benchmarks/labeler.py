@@ -3,7 +3,9 @@
 Reports: torchxrayvision's `NLMCXR_reports.tgz` (FINDINGS + IMPRESSION of each XML file,
 id = its `CXR<uid>`). Gold: NegBio's `openi_gld_std14.csv` (manual MeSH coding), on the
 seven classes that map onto CheXpert. Our -1 (uncertain) counts as positive, blank as
-negative. Speed is reports per second on one core (labeling only, parsing excluded).
+negative. Speed is reports per second on one core (labeling only, parsing excluded), against a
+baseline in the same process: the CheXbert architecture (BERT-base, as Stanford's checkpoint;
+random weights, which cost the same compute) on the first `--chexbert-reports` reports.
 
     .venv/bin/python benchmarks/labeler.py [--gold PATH] [--errors 20]
 """
@@ -33,6 +35,26 @@ CLASSES = {
     "Consolidation": "Consolidation",
     "Edema": "Edema",
 }
+
+
+def chexbert_speed(texts: list[str]) -> float:
+    """Reports/s (CPU time, one thread) of CheXbert-sized inference on `texts`."""
+    import torch
+    from transformers import BertConfig, BertTokenizer
+
+    from radialog.labeler.chexbert import CheXbertLabeler, CheXbertModel
+    from radialog.metrics.bertscore import default_encoder_path
+
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    # BertConfig() is bert-base-uncased's shape; MiniLM ships the same uncased vocabulary.
+    labeler = CheXbertLabeler(
+        CheXbertModel(BertConfig()), BertTokenizer.from_pretrained(default_encoder_path())
+    )
+    labeler.label(texts[:16])  # warm-up
+    c0 = time.process_time()
+    labeler.label(texts)
+    return len(texts) / (time.process_time() - c0)
 
 
 def reports_archive() -> Path:
@@ -81,6 +103,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--class", dest="only", default=None, help="limit --errors to one gold class"
+    )
+    parser.add_argument(
+        "--chexbert-reports",
+        type=int,
+        default=128,
+        help="reports for the CheXbert speed baseline (0: skip)",
     )
     args = parser.parse_args(argv)
     if not args.gold.exists():
@@ -149,10 +177,17 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"{'micro, -1 counted as negative':<34}{tp_all + fn_all:>8}{sp:>8.3f}{sr:>8.3f}{sf:>8.3f}"
     )
+    rules_speed = len(texts) / seconds
     print(
-        f"speed: {len(texts) / seconds:,.0f} reports/s on one core "
+        f"speed: {rules_speed:,.0f} reports/s on one core "
         f"({seconds:.2f} s CPU, {wall:.2f} s wall for {len(texts)} reports)"
     )
+    if args.chexbert_reports:
+        bert_speed = chexbert_speed(texts[: args.chexbert_reports])
+        print(
+            f"baseline: CheXbert-sized BERT-base {bert_speed:,.1f} reports/s on one core "
+            f"({args.chexbert_reports} reports); rule labeler {rules_speed / bert_speed:,.0f}x faster"
+        )
 
     if args.errors:
         rng = random.Random(0)
