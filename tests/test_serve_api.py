@@ -217,6 +217,22 @@ def test_chat_request_errors(server, png) -> None:
     assert r.status_code == 400 and "unknown finding" in r.json()["error"]["message"]
     r = post({"messages": [{"role": "user", "content": "hi"}], "max_tokens": 0})
     assert r.status_code == 422 and r.json()["error"]["param"] == "max_tokens"
+    r = post({"messages": [{"role": "user", "content": "hi"}], "frequency_penalty": 3})
+    assert r.status_code == 422 and r.json()["error"]["param"] == "frequency_penalty"
+
+
+def test_repetition_penalties_reach_the_model(server, model) -> None:
+    from radialog.model.prompt import Conversation
+
+    body = {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 8}
+    plain = httpx.post(f"{server}/v1/chat/completions", json=body, timeout=60).json()
+    body["presence_penalty"] = 2.0
+    penalised = httpx.post(f"{server}/v1/chat/completions", json=body, timeout=60).json()
+    expected = model.generate(Conversation().add_user("hi"), max_new_tokens=8, presence_penalty=2.0)
+    assert penalised["choices"][0]["message"]["content"] == expected.strip()
+    assert (
+        penalised["choices"][0]["message"]["content"] != plain["choices"][0]["message"]["content"]
+    )
 
 
 def test_dicom_identifiers_never_in_responses_or_logs(server, caplog) -> None:

@@ -52,6 +52,15 @@ class GenerationOptions:
     temperature: float = 1.0
     top_p: float = 1.0
     seed: int | None = None
+    # OpenAI's repetition penalties (-2..2); 0 = off, as in RaDialog's evaluation.
+    frequency_penalty: float = 0.0
+    presence_penalty: float = 0.0
+
+    def __post_init__(self) -> None:
+        for name in ("frequency_penalty", "presence_penalty"):
+            value = getattr(self, name)
+            if not -2.0 <= value <= 2.0:
+                raise InvalidInputError(f"{name} must be between -2 and 2, got {value}")
 
     def kwargs(self) -> dict[str, Any]:
         out: dict[str, Any] = {"do_sample": self.do_sample}
@@ -59,6 +68,10 @@ class GenerationOptions:
             out["max_new_tokens"] = self.max_new_tokens
         if self.do_sample:
             out.update(temperature=self.temperature, top_p=self.top_p)
+        if self.frequency_penalty or self.presence_penalty:
+            out.update(
+                frequency_penalty=self.frequency_penalty, presence_penalty=self.presence_penalty
+            )
         return out
 
 

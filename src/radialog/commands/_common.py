@@ -41,6 +41,20 @@ def add_max_new_tokens_argument(
     parser.add_argument("--max-new-tokens", type=int, default=default, help=help)
 
 
+def add_penalty_arguments(parser: argparse.ArgumentParser) -> None:
+    """OpenAI-style repetition penalties (off by default, as in RaDialog's evaluation)."""
+    for name, what in (
+        ("frequency", "times a token was already generated"),
+        ("presence", "whether a token was already generated"),
+    ):
+        parser.add_argument(
+            f"--{name}-penalty",
+            type=float,
+            default=0.0,
+            help=f"-2..2: lower a token's score by this x {what} (default: 0, off)",
+        )
+
+
 def add_max_context_tokens_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--max-context-tokens",

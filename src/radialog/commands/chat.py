@@ -15,6 +15,7 @@ from radialog.commands._common import (
     add_max_context_tokens_argument,
     add_max_new_tokens_argument,
     add_model_argument,
+    add_penalty_arguments,
     load_model,
 )
 
@@ -30,6 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--seed", type=int, default=None, help="with --sample: reproducible answers"
     )
+    add_penalty_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -44,6 +46,8 @@ def run(args: argparse.Namespace) -> int:
         temperature=args.temperature,
         top_p=args.top_p,
         seed=args.seed,
+        frequency_penalty=args.frequency_penalty,
+        presence_penalty=args.presence_penalty,
     )
     session = Session(model, xray, max_context_tokens=args.max_context_tokens, options=options)
     return ChatLoop(session, sys.stdin, sys.stdout).run()

@@ -6,7 +6,12 @@ import argparse
 import json
 import sys
 
-from radialog.commands._common import add_max_new_tokens_argument, add_model_argument, load_model
+from radialog.commands._common import (
+    add_max_new_tokens_argument,
+    add_model_argument,
+    add_penalty_arguments,
+    load_model,
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -14,6 +19,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_model_argument(parser)
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     add_max_new_tokens_argument(parser, help="generation length cap")
+    add_penalty_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -22,8 +28,14 @@ def run(args: argparse.Namespace) -> int:
     # Read first: a bad file should fail before the (slower) model load.
     xray = read_xray(args.image)
     model = load_model(args)
-    kwargs = {} if args.max_new_tokens is None else {"max_new_tokens": args.max_new_tokens}
-    report = model.generate_report(xray, **kwargs)
+    from radialog.chat.session import GenerationOptions
+
+    options = GenerationOptions(  # validates the penalties before generating
+        max_new_tokens=args.max_new_tokens,
+        frequency_penalty=args.frequency_penalty,
+        presence_penalty=args.presence_penalty,
+    )
+    report = model.generate_report(xray, **options.kwargs())
     payload = report.to_dict()
     if args.json:
         json.dump(payload, sys.stdout, indent=2)

@@ -404,6 +404,28 @@ def _sample(
     return torch.multinomial(probs, 1, generator=generator)[:, 0]
 
 
+def apply_penalties(
+    logits: torch.Tensor, counts: torch.Tensor, frequency: float, presence: float
+) -> torch.Tensor:
+    """OpenAI's frequency/presence penalties: subtract `frequency` x (times the token was
+    generated so far) + `presence` x (generated at all) from its logit."""
+    return logits - counts * frequency - (counts > 0).to(logits.dtype) * presence
+
+
+class PenaltyProcessor:
+    """`apply_penalties` as a transformers LogitsProcessor (the "hf" backend). With
+    `inputs_embeds` prompts, `input_ids` holds only the generated tokens."""
+
+    def __init__(self, frequency: float, presence: float) -> None:
+        self.frequency, self.presence = frequency, presence
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        counts = torch.zeros_like(scores)
+        if input_ids.shape[1]:
+            counts.scatter_add_(1, input_ids, torch.ones_like(input_ids, dtype=scores.dtype))
+        return apply_penalties(scores, counts, self.frequency, self.presence)
+
+
 class FastDecoder:
     """Inference-only decoder for a causal LM (see the module docstring).
 
@@ -444,8 +466,11 @@ class FastDecoder:
         stopping: Callable[[torch.Tensor, Any], torch.Tensor] | None = None,
         streamer: Any = None,
         generator: torch.Generator | None = None,
+        frequency_penalty: float = 0.0,
+        presence_penalty: float = 0.0,
     ) -> torch.Tensor:
-        """New token ids (B, T<=max_new_tokens) for left-padded prompt embeddings (B, L, H)."""
+        """New token ids (B, T<=max_new_tokens) for left-padded prompt embeddings (B, L, H).
+        The penalties (OpenAI semantics, `apply_penalties`) are off at 0."""
         device = self.stepper.device
         embeds = inputs_embeds.to(device)
         mask = attention_mask.to(device=device, dtype=torch.long)
@@ -468,13 +493,19 @@ class FastDecoder:
         unfinished = torch.ones(b, dtype=torch.bool, device=device)
         pad = torch.tensor(pad_token_id, device=device)
         steps: list[torch.Tensor] = []
+        penalised = bool(frequency_penalty or presence_penalty)
+        counts = torch.zeros_like(logits) if penalised else None
         for i in range(max_new_tokens):
+            if counts is not None:
+                logits = apply_penalties(logits, counts, frequency_penalty, presence_penalty)
             if do_sample:
                 nxt = _sample(logits, temperature, top_p, generator)
             else:
                 nxt = logits.argmax(dim=-1)
             nxt = torch.where(unfinished, nxt, pad)
             steps.append(nxt)
+            if counts is not None:
+                counts[torch.arange(b, device=device), nxt] += 1
             if streamer is not None:
                 streamer.put(nxt.cpu())
             unfinished &= nxt != eos_token_id

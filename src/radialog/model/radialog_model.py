@@ -39,7 +39,7 @@ from radialog.model.config import (
     available_configs,
     load_named_config,
 )
-from radialog.model.decoding import FastOptions, UnsupportedModel, decoder_for
+from radialog.model.decoding import FastOptions, PenaltyProcessor, UnsupportedModel, decoder_for
 from radialog.model.encoders import build_encoder
 from radialog.model.llamacpp import LlamaCppOptions, llamacpp_available
 from radialog.model.llm import (
@@ -504,9 +504,13 @@ class RadialogModel(nn.Module):
         top_p: float = 1.0,
         streamer: Any = None,
         backend: str | None = None,
+        frequency_penalty: float = 0.0,
+        presence_penalty: float = 0.0,
     ) -> list[str]:
         """Continue each conversation (which must end with a user turn); greedy by default.
-        `backend`: "fast", "hf" or "auto" (default: `self.generation_backend`)."""
+        `backend`: one of GENERATION_BACKENDS (default: `self.generation_backend`).
+        `frequency_penalty`/`presence_penalty`: OpenAI's repetition penalties (off at 0, as in
+        RaDialog's evaluation)."""
         inputs = self.prepare_inputs(conversations, image_tokens, train=False)
         stopping = None
         if self.tokenizer.convert_ids_to_tokens(self.codec.eos_token_id) != "</s>":
@@ -526,6 +530,8 @@ class RadialogModel(nn.Module):
                 top_p=top_p,
                 stopping=stopping,
                 streamer=streamer,
+                frequency_penalty=frequency_penalty,
+                presence_penalty=presence_penalty,
             )
             return [self.codec.decode(row) for row in out]
         kwargs: dict[str, Any] = {
@@ -543,6 +549,12 @@ class RadialogModel(nn.Module):
             from transformers import StoppingCriteriaList
 
             kwargs["stopping_criteria"] = StoppingCriteriaList([stopping])
+        if frequency_penalty or presence_penalty:
+            from transformers import LogitsProcessorList
+
+            kwargs["logits_processor"] = LogitsProcessorList(
+                [PenaltyProcessor(frequency_penalty, presence_penalty)]
+            )
         out = self.llm.generate(**inputs, **kwargs)
         return [self.codec.decode(row) for row in out]
 
@@ -601,6 +613,8 @@ class RadialogModel(nn.Module):
         top_p: float = 1.0,
         streamer: Any = None,
         backend: str | None = None,
+        frequency_penalty: float = 0.0,
+        presence_penalty: float = 0.0,
     ) -> str:
         """The assistant's reply to a conversation ending with a user turn. `image_tokens`:
         (N, H) or (1, N, H) from `encode_image`, required if the prompt has `<image>`."""
@@ -615,6 +629,8 @@ class RadialogModel(nn.Module):
             top_p=top_p,
             streamer=streamer,
             backend=backend,
+            frequency_penalty=frequency_penalty,
+            presence_penalty=presence_penalty,
         )[0]
 
     # ------------------------------------------------------------------ end to end
@@ -660,15 +676,27 @@ class RadialogModel(nn.Module):
         return ImageAnalysis(probs, self.predicted_labels(probs), tokens, timings)
 
     def generate_report(
-        self, image: Any, *, max_new_tokens: int | None = None, streamer: Any = None
+        self,
+        image: Any,
+        *,
+        max_new_tokens: int | None = None,
+        streamer: Any = None,
+        do_sample: bool = False,
+        **generation: Any,
     ) -> Report:
-        """Findings + report for one image (path, bytes, XRay, 2-D array or PIL image)."""
+        """Findings + report for one image (path, bytes, XRay, 2-D array or PIL image).
+        `generation`: further `generate` options (temperature, top_p, penalties)."""
         t0 = time.perf_counter()
         analysis = self.analyse_image(image)
         conversation = report_conversation(findings_text(analysis.predicted))
         t1 = time.perf_counter()
         text = self.generate(
-            conversation, analysis.image_tokens, max_new_tokens=max_new_tokens, streamer=streamer
+            conversation,
+            analysis.image_tokens,
+            max_new_tokens=max_new_tokens,
+            streamer=streamer,
+            do_sample=do_sample,
+            **generation,
         )
         timings = dict(analysis.timings)
         timings["generate"] = time.perf_counter() - t1

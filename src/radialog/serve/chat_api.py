@@ -135,6 +135,8 @@ def options_for(req: ChatCompletionRequest, default_max: int, cap: int) -> Gener
         temperature=temperature if temperature > 0 else 1.0,
         top_p=req.top_p if req.top_p is not None else 1.0,
         seed=req.seed,
+        frequency_penalty=req.frequency_penalty or 0.0,
+        presence_penalty=req.presence_penalty or 0.0,
     )
 
 
