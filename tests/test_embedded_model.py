@@ -58,5 +58,15 @@ def test_demo_command_prints_report_and_two_answers(capsys):
     assert main(["demo", "--max-new-tokens", "32", "--threads", "2"]) == 0
     out = capsys.readouterr().out
     assert "NOTE: no trained weights" not in out
+    assert "generation backend: " in out
     assert "Report:" in out and DISCLAIMER in out
     assert out.count("USER: ") == 2 and out.count("RADIALOG: ") == 2
+
+
+@pytest.mark.e2e
+def test_demo_names_its_backend_and_hints_at_llamacpp_when_missing(capsys, monkeypatch):
+    monkeypatch.setattr("radialog.model.llamacpp.llamacpp_available", lambda: False)
+    monkeypatch.setattr("radialog.model.radialog_model.llamacpp_available", lambda: False)
+    assert main(["demo", "--max-new-tokens", "4", "--threads", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "generation backend: fast" in out and "make llamacpp" in out

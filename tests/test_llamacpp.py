@@ -166,6 +166,28 @@ def test_interleaved_dialogs_keep_their_own_caches(tiny_gguf):
         assert reply == model.generate(follow, tok, max_new_tokens=6, backend="fast")
 
 
+def test_prompts_longer_than_a_batch_are_fed_in_chunks(tiny_gguf):
+    model, _ = tiny_gguf
+    long_question = "Describe the heart, lungs, pleura, bones and devices in detail. " * 4
+    conv = report_conversation("Cardiomegaly").add_assistant("The heart is big.")
+    conv.add_user(long_question)
+    toks = _tokens(model)[:1]
+    inputs = model.prepare_inputs([conv], toks, train=False)
+    assert inputs["attention_mask"].shape[1] > 3 * 16
+    path = model._llamacpp_decoder().path
+    small = llamacpp.LlamaCppDecoder(path, 1, model.llm.get_input_embeddings().weight, max_batch=16)
+    kwargs = {
+        "max_new_tokens": 8,
+        "eos_token_id": model.codec.eos_token_id,
+        "pad_token_id": model.codec.pad_token_id,
+    }
+    chunked = small.decode(inputs["inputs_embeds"], inputs["attention_mask"], **kwargs)
+    fast = decoder_for(model.llm).decode(
+        inputs["inputs_embeds"], inputs["attention_mask"], **kwargs
+    )
+    assert chunked.tolist() == fast.tolist()
+
+
 def test_streamer_sees_the_generated_tokens(tiny_gguf):
     model, _ = tiny_gguf
 
@@ -199,6 +221,12 @@ def test_export_is_cached_and_redone_when_lora_changes(tiny_gguf):
     second = model._llamacpp_decoder()
     assert second is not first and second.path != first.path
     assert len(sorted(first.path.parent.glob("*.gguf"))) == len(files) + 1
+    # Old exports are pruned to the most recently used few.
+    for i in range(llamacpp.KEEP_EXPORTS + 2):
+        (first.path.parent / f"stale-{i}.gguf").write_bytes(b"x")
+    kept = llamacpp.exported_gguf(model.llm, model._gguf_source(), "f32")
+    assert kept == second.path and kept.is_file()
+    assert len(list(kept.parent.glob("*.gguf"))) == llamacpp.KEEP_EXPORTS
 
 
 def test_auto_backend_and_clear_errors(tiny_gguf, monkeypatch):

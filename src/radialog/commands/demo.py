@@ -27,12 +27,19 @@ def run(args: argparse.Namespace) -> int:
     from radialog.chat import Session
     from radialog.chat.session import GenerationOptions
     from radialog.imaging import example_image_path
+    from radialog.model.llamacpp import llamacpp_available
 
     image = args.image or str(example_image_path())
     print(f"radialog demo: {image}")
     start = time.perf_counter()
     model = load_model(args)
-    print(f"model: {model.name} (loaded in {time.perf_counter() - start:.1f} s)")
+    backend = model._resolve_backend(None)
+    print(
+        f"model: {model.name} (loaded in {time.perf_counter() - start:.1f} s; "
+        f"generation backend: {backend})"
+    )
+    if backend == "fast" and not llamacpp_available():
+        print("tip: `make llamacpp` adds the llama.cpp backend (~5x faster generation here)")
     if not getattr(model, "is_trained", True):
         print(
             "NOTE: no trained weights found for this model: running the UNTRAINED default "

@@ -77,8 +77,9 @@ class LlamaCppOptions:
 class _Model:
     """A loaded llama.cpp model + one context, grown when a call needs more room."""
 
-    def __init__(self, path: Path, threads: int) -> None:
+    def __init__(self, path: Path, threads: int, max_batch: int = 512) -> None:
         lib = _lib()
+        self.max_batch = max_batch  # positions per llama_decode call (longer prompts: chunks)
         self.lib = lib
         lib.llama_backend_init()
         params = lib.llama_model_default_params()
@@ -106,7 +107,7 @@ class _Model:
         per_seq = max(256, 1 << (positions - 1).bit_length(), self.capacity[1])
         params = lib.llama_context_default_params()
         params.n_ctx = seqs * per_seq
-        params.n_batch = params.n_ubatch = min(params.n_ctx, 512)
+        params.n_batch = params.n_ubatch = min(params.n_ctx, self.max_batch)
         params.n_seq_max = seqs
         params.n_threads = params.n_threads_batch = self.threads
         params.kv_unified = True
@@ -155,9 +156,14 @@ class LlamaCppStepper:
     device = torch.device("cpu")
 
     def __init__(
-        self, path: Path, threads: int, embed: torch.Tensor | None = None, slots: int = 4
+        self,
+        path: Path,
+        threads: int,
+        embed: torch.Tensor | None = None,
+        slots: int = 4,
+        max_batch: int = 512,
     ) -> None:
-        self.model = _Model(path, threads)
+        self.model = _Model(path, threads, max_batch)
         self.embed = None if embed is None else embed.detach().float()
         self.slots = [_Slot() for _ in range(max(1, slots))]
         self.clock = 0
@@ -218,20 +224,24 @@ class LlamaCppStepper:
         return target, keep
 
     def _feed_embeddings(self, rows: torch.Tensor, seq: int, start: int) -> torch.Tensor:
-        """Decode `rows` at positions start.. of sequence `seq`; -> the last row's logits."""
+        """Decode `rows` at positions start.. of sequence `seq`, in chunks of at most the
+        context's batch size; -> the last row's logits."""
         lib = self.model.lib
         data = rows.contiguous().numpy()
-        n = len(data)
-        batch = lib.llama_batch_init(n, self.model.n_embd, 1)
+        chunk = self.model.max_batch
+        batch = lib.llama_batch_init(min(chunk, len(data)), self.model.n_embd, 1)
         try:
-            ctypes.memmove(batch.embd, data.ctypes.data, data.nbytes)
-            batch.n_tokens = n
-            for i in range(n):
-                batch.pos[i] = start + i
-                batch.n_seq_id[i] = 1
-                batch.seq_id[i][0] = seq
-                batch.logits[i] = i == n - 1
-            self._decode(batch)
+            for lo in range(0, len(data), chunk):
+                part = np.ascontiguousarray(data[lo : lo + chunk])
+                n = len(part)
+                ctypes.memmove(batch.embd, part.ctypes.data, part.nbytes)
+                batch.n_tokens = n
+                for i in range(n):
+                    batch.pos[i] = start + lo + i
+                    batch.n_seq_id[i] = 1
+                    batch.seq_id[i][0] = seq
+                    batch.logits[i] = lo + i == len(data) - 1
+                self._decode(batch)
             return self._logits([n - 1])[0]
         finally:
             lib.llama_batch_free(batch)
@@ -306,13 +316,19 @@ class LlamaCppDecoder(FastDecoder):
     """FastDecoder's loop over llama.cpp. One context per decoder: calls are serialised."""
 
     def __init__(
-        self, gguf_path: Path, threads: int | None = None, embed: torch.Tensor | None = None
+        self,
+        gguf_path: Path,
+        threads: int | None = None,
+        embed: torch.Tensor | None = None,
+        **stepper_options: Any,
     ) -> None:
         self.options = FastOptions()
         self.kind = "llama.cpp"
         self.path = gguf_path
         self.build_seconds = 0.0
-        self.stepper = LlamaCppStepper(gguf_path, threads or torch.get_num_threads(), embed)
+        self.stepper = LlamaCppStepper(
+            gguf_path, threads or torch.get_num_threads(), embed, **stepper_options
+        )
         self._lock = threading.Lock()
 
     def decode(self, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor, **kwargs: Any):
@@ -330,17 +346,33 @@ _DECODERS: weakref.WeakKeyDictionary[Any, dict[LlamaCppOptions, tuple[Any, Llama
 _LOCK = threading.Lock()
 
 
+KEEP_EXPORTS = 4  # exported GGUFs kept in the cache (most recently used); each is model-sized
+
+
 def exported_gguf(llm: Any, source: Path, merged_type: str = "f32") -> Path:
-    """The cached GGUF of `llm` (source + merged LoRA), written on first use."""
+    """The cached GGUF of `llm` (source + merged LoRA), written on first use. Older exports
+    (other LoRA weights, e.g. from training runs) beyond KEEP_EXPORTS are removed."""
     from radialog.model.gguf_export import export_fingerprint, export_gguf, lora_deltas
     from radialog.model.llm import cache_dir
 
     deltas = lora_deltas(llm)
     key = export_fingerprint(source, deltas, merged_type)
     path = cache_dir() / "llamacpp" / f"{source.stem}-{key}.gguf"
-    if not path.is_file():
+    if path.is_file():
+        os.utime(path)  # mark as recently used
+    else:
         export_gguf(llm, source, path, merged_type=merged_type, deltas=deltas)
+    _prune_exports(path)
     return path
+
+
+def _prune_exports(keep: Path) -> None:
+    exports = sorted(keep.parent.glob("*.gguf"), key=lambda p: p.stat().st_mtime, reverse=True)
+    for old in [p for p in exports if p != keep][KEEP_EXPORTS - 1 :]:
+        try:
+            old.unlink()  # a process still using it keeps its mapping (POSIX)
+        except OSError as exc:
+            log.debug("could not remove old export %s: %s", old, exc)
 
 
 def llamacpp_decoder_for(
