@@ -261,3 +261,29 @@ def test_embedded_model_report_through_llamacpp():
     # Q4_1 weights with F32-merged LoRA: the report starts the same way as the float model's.
     assert same >= 8, (report.text, reference.text)
     assert report.findings == reference.findings
+
+
+@pytest.mark.e2e
+def test_replay_pseudo_labels_through_llamacpp(tmp_path):
+    from radialog.data.replay import (
+        LlamaCppChatGenerator,
+        LLMGenerator,
+        make_pseudo_labeler,
+        replay_generator,
+    )
+
+    chat = [{"role": "user", "content": "Summarize in one sentence: Cardiomegaly. No effusion."}]
+    fast = replay_generator("smollm2", max_new_tokens=24)
+    assert isinstance(fast, LlamaCppChatGenerator) and "llamacpp" in fast.id
+    hf = replay_generator("smollm2", "hf", max_new_tokens=24)
+    assert isinstance(hf, LLMGenerator) and hf.id != fast.id  # separate answer caches
+    answer = fast([chat])[0]
+    assert answer and answer == fast([chat])[0]  # greedy: deterministic (and prefix-cached)
+    assert answer.split()[:3] == hf([chat])[0].split()[:3]
+    (tmp_path / "hf-model").mkdir()
+    (tmp_path / "hf-model" / "config.json").write_text("{}")
+    with pytest.raises(ValueError, match="GGUF"):
+        replay_generator(str(tmp_path / "hf-model"), "llamacpp")  # a HF directory
+    labeler = make_pseudo_labeler("smollm2", tmp_path / "cache.jsonl", max_new_tokens=24)
+    assert labeler([chat]) == [answer]
+    assert (tmp_path / "cache.jsonl").read_text().count("\n") == 1

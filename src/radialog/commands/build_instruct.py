@@ -51,6 +51,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--replay-batch", type=int, default=8)
     parser.add_argument(
+        "--replay-backend",
+        choices=("auto", "hf", "llamacpp"),
+        default="auto",
+        help="who runs the replay model: llama.cpp for a GGUF source when installed (auto), or "
+        "transformers (default: %(default)s)",
+    )
+    parser.add_argument(
         "--replay-cache", default=None, help="answer cache (default: OUT/replay_cache.jsonl)"
     )
 
@@ -115,7 +122,12 @@ def run(args: argparse.Namespace) -> int:
         raise InvalidInputError(f"dataset {args.dataset!r} has no studies in split {args.split!r}")
     out = Path(args.out)
     cache = Path(args.replay_cache) if args.replay_cache else out / "replay_cache.jsonl"
-    replay = make_pseudo_labeler(args.replay_model, cache, batch_size=args.replay_batch)
+    try:
+        replay = make_pseudo_labeler(
+            args.replay_model, cache, batch_size=args.replay_batch, backend=args.replay_backend
+        )
+    except ValueError as exc:
+        raise InvalidInputError(str(exc)) from None
 
     console = Console(stderr=True)
     with Progress(

@@ -51,7 +51,7 @@ def _lib() -> Any:
 
     if not _LOG_CALLBACK:
         # llama.cpp's model-loading chatter goes to our logger (DEBUG), not to the terminal.
-        levels = {2: logging.WARNING, 3: logging.ERROR}
+        levels = {3: logging.WARNING, 4: logging.ERROR}  # ggml: 1 debug, 2 info, 5 continued
 
         @llama_cpp.llama_log_callback
         def forward(level: int, text: bytes, user_data: Any) -> None:
