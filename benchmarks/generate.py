@@ -189,6 +189,28 @@ def _llamacpp_reference(
     return len(tokens), decode_tokens / decode_seconds, statistics.median(firsts) * 1000
 
 
+def _dialog_latency(model: RadialogModel, image: Any, backends: list[str], n: int) -> None:
+    """A report, then two follow-up questions, per backend: the follow-ups' latency is where
+    llama.cpp's prefix reuse shows (the earlier turns stay in its KV cache)."""
+    from radialog.chat import GenerationOptions, Session
+
+    questions = ("Is there any Pleural Effusion?", "Summarize the report in one sentence.")
+    print(f"\n{'dialog follow-up':22s} {'answer s':>8s}  (after a report; {n} new tokens max)")
+    for backend in backends:
+        model.generation_backend = backend
+        session = Session(model, image, options=GenerationOptions(max_new_tokens=n))
+        session.report()
+        times = []
+        for question in questions:
+            t0 = time.perf_counter()
+            session.ask(question)
+            times.append(time.perf_counter() - t0)
+        reused = ""
+        if backend == "llamacpp":
+            reused = f"  (last prompt: {model._llamacpp_decoder().stepper.reused} positions reused)"
+        print(f"{backend:22s} {statistics.mean(times):8.2f}{reused}")
+
+
 def _images() -> list[Any]:
     phantoms = [
         render_phantom(f, seed=i, size=512)
@@ -325,6 +347,7 @@ def main() -> int:
         med = {k: statistics.median(r[k] for r in runs) for k in keys}
         stages = " ".join(f"{k}={v:.3f}" for k, v in med.items() if k != "total")
         print(f"{backend:22s} {med['total']:8.2f}  {stages}")
+    _dialog_latency(model, images[0], list(e2e), min(n, 48))
     print()
     for label, sec in load_rows + builds:
         print(f"{label:44s} {sec:7.2f} s")

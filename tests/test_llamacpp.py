@@ -42,7 +42,7 @@ def tiny_gguf(tmp_path_factory):
             for name, p in model.llm.named_parameters():
                 if "lora_" in name:
                     p.copy_(torch.randn(p.shape, generator=g) * 0.5)
-        model.llamacpp_options = llamacpp.LlamaCppOptions(merged_type="f32", threads=1)
+        model.llamacpp_options = llamacpp.LlamaCppOptions(weights="f32", threads=1)
         yield model, root
         llamacpp._DECODERS.pop(model.llm, None)
 
@@ -63,7 +63,7 @@ def _tokens(model: RadialogModel) -> list[torch.Tensor | None]:
 def test_export_merges_lora_into_every_projection(tiny_gguf, tmp_path):
     model, _ = tiny_gguf
     source = model._gguf_source()
-    out = export_gguf(model.llm, source, tmp_path / "merged.gguf", merged_type="f32")
+    out = export_gguf(model.llm, source, tmp_path / "merged.gguf", weights="f32")
     tensors = {t.name: t for t in GGUFReader(out).tensors}
     layer = base_causal_lm(model.llm).model.layers[1]
     for hf, name in [
@@ -258,9 +258,29 @@ def test_embedded_model_report_through_llamacpp():
     same = next(
         (i for i, (a, b) in enumerate(zip(cpp_ids, ref_ids, strict=False)) if a != b), len(ref_ids)
     )
-    # Q4_1 weights with F32-merged LoRA: the report starts the same way as the float model's.
-    assert same >= 8, (report.text, reference.text)
+    # F16 weights (the default export): the report starts the same way as the float model's.
+    assert same >= 16, (report.text, reference.text)
     assert report.findings == reference.findings
+
+
+@pytest.mark.e2e
+def test_export_weight_modes_on_the_quantised_source(tmp_path):
+    from gguf import GGMLQuantizationType as Q
+
+    mini = RadialogModel.from_pretrained("radialog-mini")
+    source = mini._gguf_source()
+    types = {}
+    for mode in ("source", "f16"):
+        path = export_gguf(mini.llm, source, tmp_path / f"{mode}.gguf", weights=mode)
+        types[mode] = {t.name: t.tensor_type for t in GGUFReader(path).tensors}
+    # LoRA is on q/v: in "source" mode only those leave the file's Q4_1; k stays byte-equal.
+    assert types["source"]["blk.0.attn_k.weight"] == Q.Q4_1
+    assert types["source"]["blk.0.attn_q.weight"] == Q.F32
+    assert types["source"]["token_embd.weight"] == Q.Q8_0
+    assert {types["f16"][f"blk.0.{n}.weight"] for n in ("attn_q", "attn_k", "ffn_down")} == {Q.F16}
+    assert types["f16"]["blk.0.attn_norm.weight"] == Q.F32
+    with pytest.raises(ValueError, match="weights must be one of"):
+        export_gguf(mini.llm, source, tmp_path / "x.gguf", weights="q2_k")
 
 
 @pytest.mark.e2e

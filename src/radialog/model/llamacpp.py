@@ -6,9 +6,8 @@ under `$RADIALOG_CACHE_DIR/llamacpp/`), and llama.cpp runs it through its C API:
 image tokens included, goes in as embeddings (a `llama_batch` with `embd`, as llama.cpp's own
 multimodal models do), then one token per sequence and step. It plugs into the same decode loop
 as the torch fast path (`decoding.FastDecoder`), so EOS, stop text, sampling and streaming
-behave the same. The weights are those of the quantised source GGUF (plus F32 merged LoRA
-tensors), so greedy output can differ from the float torch model: `benchmarks/generate.py`
-reports the agreement.
+behave the same. By default the exported matrices are F16 (see gguf_export for the choice and
+its measured agreement with the torch model); `benchmarks/generate.py` reports the agreement.
 """
 
 from __future__ import annotations
@@ -68,9 +67,10 @@ def _lib() -> Any:
 
 @dataclass(frozen=True)
 class LlamaCppOptions:
-    """`merged_type`: storage of the LoRA-merged tensors; `threads`: None = torch's count."""
+    """`weights`: how the exported GGUF stores its matrices (gguf_export.WEIGHT_TYPES);
+    `threads`: None = torch's count."""
 
-    merged_type: str = "f32"
+    weights: str = "f16"
     threads: int | None = None
 
 
@@ -349,19 +349,19 @@ _LOCK = threading.Lock()
 KEEP_EXPORTS = 4  # exported GGUFs kept in the cache (most recently used); each is model-sized
 
 
-def exported_gguf(llm: Any, source: Path, merged_type: str = "f32") -> Path:
+def exported_gguf(llm: Any, source: Path, weights: str = "f16") -> Path:
     """The cached GGUF of `llm` (source + merged LoRA), written on first use. Older exports
     (other LoRA weights, e.g. from training runs) beyond KEEP_EXPORTS are removed."""
     from radialog.model.gguf_export import export_fingerprint, export_gguf, lora_deltas
     from radialog.model.llm import cache_dir
 
     deltas = lora_deltas(llm)
-    key = export_fingerprint(source, deltas, merged_type)
+    key = export_fingerprint(source, deltas, weights)
     path = cache_dir() / "llamacpp" / f"{source.stem}-{key}.gguf"
     if path.is_file():
         os.utime(path)  # mark as recently used
     else:
-        export_gguf(llm, source, path, merged_type=merged_type, deltas=deltas)
+        export_gguf(llm, source, path, weights=weights, deltas=deltas)
     _prune_exports(path)
     return path
 
@@ -390,7 +390,7 @@ def llamacpp_decoder_for(
         cached = per_llm.get(options)
         if cached is not None and cached[0] == key:
             return cached[1]
-        path = exported_gguf(llm, source, options.merged_type)
+        path = exported_gguf(llm, source, options.weights)
         threads = options.threads or int(os.environ.get("RADIALOG_LLAMACPP_THREADS", 0)) or None
         decoder = LlamaCppDecoder(path, threads, llm.get_input_embeddings().weight)
         per_llm[options] = (key, decoder)
