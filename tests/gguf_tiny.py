@@ -12,17 +12,12 @@ from pathlib import Path
 import numpy as np
 from gguf import GGUFReader, GGUFValueType, GGUFWriter
 
-from radialog.model.gguf_export import rope_permute
+from radialog.model.gguf_export import HF_TO_GGUF, rope_permute
 from radialog.model.llm import smollm2_gguf_path
 
+# Projections as radialog exports them, plus the two norms of each block.
 _NAMES = {
-    "self_attn.q_proj": "attn_q",
-    "self_attn.k_proj": "attn_k",
-    "self_attn.v_proj": "attn_v",
-    "self_attn.o_proj": "attn_output",
-    "mlp.gate_proj": "ffn_gate",
-    "mlp.up_proj": "ffn_up",
-    "mlp.down_proj": "ffn_down",
+    **HF_TO_GGUF,
     "input_layernorm": "attn_norm",
     "post_attention_layernorm": "ffn_norm",
 }

@@ -6,6 +6,8 @@ import argparse
 import logging
 import os
 
+from radialog.model.config import GENERATION_BACKENDS
+
 log = logging.getLogger(__name__)
 
 DEFAULT_MODEL = os.environ.get("RADIALOG_MODEL", "radialog-mini")
@@ -20,11 +22,11 @@ def add_model_argument(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--backend",
-        choices=("auto", "fast", "hf", "llamacpp"),
+        choices=GENERATION_BACKENDS,
         default=os.environ.get("RADIALOG_BACKEND", "auto"),
         help="text generation: 'fast' (radialog's decoder, same output as 'hf'), 'hf' "
-        "(transformers generate()), 'llamacpp' (llama.cpp on the quantised GGUF; needs "
-        "llama-cpp-python) or 'auto' (default: %(default)s; env RADIALOG_BACKEND)",
+        "(transformers generate()), 'llamacpp' (llama.cpp on the LLM's GGUF with LoRA merged; "
+        "needs llama-cpp-python) or 'auto' (default: %(default)s; env RADIALOG_BACKEND)",
     )
     add_threads_argument(parser)
 

@@ -194,10 +194,10 @@ class LlamaCppChatGenerator:
         import torch
         from llama_cpp import Llama
 
-        from radialog.model.llamacpp import _lib
+        from radialog.model.llamacpp import load_llama_cpp
         from radialog.model.llm import load_tokenizer, resolve_source
 
-        _lib()  # llama.cpp's log lines -> our logger
+        load_llama_cpp()  # llama.cpp's log lines -> our logger
         self._tokenizer = load_tokenizer(self.source)
         self._llm = Llama(
             model_path=str(resolve_source(self.source)),

@@ -15,6 +15,9 @@ from typing import Any, TypeVar
 
 from radialog.errors import InvalidInputError, ModelNotFoundError
 
+# Text-generation backends of RadialogModel (see its `generation_backend`).
+GENERATION_BACKENDS = ("auto", "fast", "hf", "llamacpp")
+
 # RaDialog's preprocessing: shorter side to 512, centre crop 448 (report) / 488 (classifier).
 DEFAULT_RESIZE = 512
 DEFAULT_ENCODER_CROP = 448

@@ -537,7 +537,7 @@ _DECODERS: weakref.WeakKeyDictionary[Any, dict[FastOptions, tuple[Any, FastDecod
 _DECODERS_LOCK = threading.Lock()
 
 
-def _fingerprint(llm: nn.Module) -> tuple[Any, ...]:
+def weights_fingerprint(llm: nn.Module) -> tuple[Any, ...]:
     # In-place updates (optimizer steps, load_state_dict, .to()) bump `_version` or move data.
     return tuple((p.data_ptr(), p._version) for p in llm.parameters())
 
@@ -545,7 +545,7 @@ def _fingerprint(llm: nn.Module) -> tuple[Any, ...]:
 def decoder_for(llm: nn.Module, options: FastOptions | None = None) -> FastDecoder:
     """The cached FastDecoder of `llm` for `options`, rebuilt if the LLM's weights changed."""
     options = options or FastOptions()
-    key = _fingerprint(llm)
+    key = weights_fingerprint(llm)
     with _DECODERS_LOCK:
         per_llm = _DECODERS.setdefault(llm, {})
         cached = per_llm.get(options)

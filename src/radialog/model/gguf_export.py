@@ -35,7 +35,7 @@ from radialog.errors import CheckpointError
 log = logging.getLogger(__name__)
 
 # Hugging Face Llama module -> GGUF tensor name inside `blk.N.`.
-_HF_TO_GGUF = {
+HF_TO_GGUF = {
     "self_attn.q_proj": "attn_q",
     "self_attn.k_proj": "attn_k",
     "self_attn.v_proj": "attn_v",
@@ -65,7 +65,7 @@ def lora_deltas(llm: Any) -> dict[str, torch.Tensor]:
     model = base_causal_lm(llm)
     deltas: dict[str, torch.Tensor] = {}
     for i, layer in enumerate(model.model.layers):
-        for hf_name, gguf_name in _HF_TO_GGUF.items():
+        for hf_name, gguf_name in HF_TO_GGUF.items():
             module = layer.get_submodule(hf_name)
             base = getattr(module, "base_layer", None)
             if base is None:

@@ -43,7 +43,8 @@ def llamacpp_available() -> bool:
 _LOG_CALLBACK: list[Any] = []  # the C callback must outlive every llama.cpp call
 
 
-def _lib() -> Any:
+def load_llama_cpp() -> Any:
+    """The `llama_cpp` module, with llama.cpp's log lines routed to our logger (DEBUG)."""
     if not llamacpp_available():
         raise MissingDependencyError(INSTALL_HINT)
     import llama_cpp
@@ -78,7 +79,7 @@ class _Model:
     """A loaded llama.cpp model + one context, grown when a call needs more room."""
 
     def __init__(self, path: Path, threads: int, max_batch: int = 512) -> None:
-        lib = _lib()
+        lib = load_llama_cpp()
         self.max_batch = max_batch  # positions per llama_decode call (longer prompts: chunks)
         self.lib = lib
         lib.llama_backend_init()
@@ -380,11 +381,11 @@ def llamacpp_decoder_for(
 ) -> LlamaCppDecoder:
     """The llama.cpp decoder for `llm` (whose weights came from the GGUF `source`), rebuilt
     when the LLM's weights change."""
-    from radialog.model.decoding import _fingerprint
+    from radialog.model.decoding import weights_fingerprint
 
     options = options or LlamaCppOptions()
-    _lib()  # fail with the install hint before exporting anything
-    key = _fingerprint(llm)
+    load_llama_cpp()  # fail with the install hint before exporting anything
+    key = weights_fingerprint(llm)
     with _LOCK:
         per_llm = _DECODERS.setdefault(llm, {})
         cached = per_llm.get(options)

@@ -34,6 +34,7 @@ from radialog.labels import CHEXPERT_LABELS, clean_no_finding, positives_from_pr
 from radialog.model.adapters import build_adapter
 from radialog.model.classifier import FindingsHead
 from radialog.model.config import (
+    GENERATION_BACKENDS,
     EncoderConfig,
     RadialogConfig,
     available_configs,
@@ -117,15 +118,12 @@ def _stored(tensor: torch.Tensor, dtype: torch.dtype | None) -> torch.Tensor:
     return tensor.contiguous()
 
 
-GENERATION_BACKENDS = ("auto", "fast", "hf", "llamacpp")
-
-
 class RadialogModel(nn.Module):
     """See the module docstring. Build with `from_config` or `from_pretrained`."""
 
     # Text generation: "fast" (radialog.model.decoding, same greedy output as "hf"), "hf"
-    # (transformers generate()), "llamacpp" (radialog.model.llamacpp: the quantised GGUF with
-    # LoRA merged, optional dependency) or "auto": for a CPU LLM under 2B parameters,
+    # (transformers generate()), "llamacpp" (radialog.model.llamacpp: the LLM's GGUF with LoRA
+    # merged, run by llama.cpp; optional dependency) or "auto": for a CPU LLM under 2B parameters,
     # llamacpp when it is installed and the LLM came from a GGUF file, else fast (both keep
     # their own copy of the weights); hf otherwise. `fast_options`: bf16/int8 weights.
     generation_backend: str = "auto"
