@@ -108,7 +108,7 @@ def test_deterministic_bytes(studies: list[Study], tmp_path: Path) -> None:
 
 
 def test_every_task_and_sample_format(studies: list[Study], tmp_path: Path) -> None:
-    build_bytes(studies, tmp_path / "x.jsonl", seed=0, size=1500)
+    build_bytes(studies, tmp_path / "x.jsonl", seed=0, size=1500, correction_target="replay")
     samples = [json.loads(line) for line in (tmp_path / "x.jsonl").read_text().splitlines()]
     assert {s["task"] for s in samples} == set(TASKS)
     assert len({s["id"] for s in samples}) == len(samples)
@@ -286,3 +286,53 @@ def test_cli_on_mimic_fixture(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert main([*argv, "--tasks", "report,bogus"]) == 2
     assert "bogus" in capsys.readouterr().err
     assert main([*argv, "--context-probs", "1,2"]) == 2
+
+
+def test_faithfulness_levers(studies: list[Study], tmp_path: Path) -> None:
+    """Emphasis sentences, text-only samples, mismatched images and extra corrections."""
+    from radialog.data.instruct import split_report_sentences
+
+    plain = tmp_path / "plain.jsonl"
+    build_bytes(studies, plain, seed=1, tasks=("report", "correction"))
+    levers = tmp_path / "levers.jsonl"
+    build_bytes(
+        studies,
+        levers,
+        seed=1,
+        tasks=("report", "correction"),
+        text_only_prob=0.5,
+        mismatch_image_prob=0.5,
+        extra_tasks={"correction": 2},
+    )
+    base = [json.loads(x) for x in plain.read_text().splitlines()]
+    rows = [json.loads(x) for x in levers.read_text().splitlines()]
+    by_id = {s.id: s for s in studies}
+    count = lambda xs, t: sum(r["task"] == t for r in xs)  # noqa: E731
+    assert count(rows, "correction") > 2 * count(base, "correction")
+    # Corrections answer with the true report (no replay edit) and emphasise what was lost.
+    for r in (r for r in rows if r["task"] == "correction"):
+        study = by_id[r["study"]]
+        assert r["source"] == "reference" and r["conversations"][-1]["value"] == study.findings
+        wrong = r["conversations"][1]["value"]
+        assert all(e in study.findings and e not in wrong for e in r["emphasis"])
+    reports = [r for r in rows if r["task"] == "report"]
+    text = [r for r in reports if r["context"] == "text"]
+    assert text and all(r["image"] is None for r in text)
+    assert all(IMAGE_PLACEHOLDER not in r["conversations"][0]["value"] for r in text)
+    assert all(r["conversations"][0]["value"].startswith("Predicted Findings:") for r in text)
+    shown = [r for r in reports if r["image"]]
+    foreign = [r for r in shown if r["image"] != str(by_id[r["study"]].frontal_image().path)]
+    assert 0 < len(foreign) < len(shown)
+    # Emphasis: whole sentences of the report that state one of its findings.
+    for r in reports:
+        sentences = split_report_sentences(r["conversations"][-1]["value"])
+        assert all(e in sentences for e in r["emphasis"])
+    assert any(r["emphasis"] for r in reports)
+    assert all(not r["emphasis"] for r in reports if by_id[r["study"]].is_normal)
+
+
+def test_lever_options_are_checked() -> None:
+    with pytest.raises(ValueError, match="text_only_prob"):
+        InstructConfig(text_only_prob=1.5)
+    with pytest.raises(ValueError, match="extra_tasks"):
+        InstructConfig(extra_tasks={"report": 1})

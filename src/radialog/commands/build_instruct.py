@@ -49,6 +49,34 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="base LLM for replay pseudo ground truth: smollm2, a model path, or none (default: none; "
         "then easy_language/summarize/region_qa are skipped and correction answers with the report)",
     )
+    parser.add_argument(
+        "--text-only-prob",
+        type=float,
+        default=0.0,
+        help="share of report/correction/QA/impression samples sent without the image "
+        "(default: %(default)s)",
+    )
+    parser.add_argument(
+        "--mismatch-image-prob",
+        type=float,
+        default=0.0,
+        help="share of report samples shown another study's image, so the findings list decides "
+        "the report (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--extra",
+        action="append",
+        default=[],
+        metavar="TASK=N",
+        help="N more samples of a follow-up task per study, repeatable (e.g. correction=3)",
+    )
+    parser.add_argument(
+        "--correction-target",
+        choices=("reference", "replay"),
+        default="reference",
+        help="correction answers: the true report (reference) or the replay model's edit "
+        "(default: %(default)s)",
+    )
     parser.add_argument("--replay-batch", type=int, default=8)
     parser.add_argument(
         "--replay-backend",
@@ -84,6 +112,16 @@ def _dataset_kwargs(items: list[str]) -> dict[str, Any]:
     return out
 
 
+def _extra_tasks(items: list[str]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for item in items:
+        task, sep, count = item.partition("=")
+        if not sep or not count.strip().isdigit():
+            raise InvalidInputError(f"--extra {item!r}: expected TASK=N, e.g. correction=3")
+        out[task.strip()] = int(count)
+    return out
+
+
 def _context_probs(text: str) -> tuple[float, float, float]:
     try:
         values = tuple(float(x) for x in text.split(","))
@@ -101,7 +139,7 @@ def run(args: argparse.Namespace) -> int:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
     from rich.table import Table
 
-    from radialog.data.instruct import CONTEXTS, InstructConfig, build_instruct
+    from radialog.data.instruct import COUNT_CONTEXTS, InstructConfig, build_instruct
     from radialog.data.registry import load_dataset
     from radialog.data.replay import make_pseudo_labeler
 
@@ -114,6 +152,10 @@ def run(args: argparse.Namespace) -> int:
             context_probs=_context_probs(args.context_probs),
             normal_fraction=args.normal_fraction,
             abnormal_repeats=args.abnormal_repeats,
+            text_only_prob=args.text_only_prob,
+            mismatch_image_prob=args.mismatch_image_prob,
+            extra_tasks=_extra_tasks(args.extra),
+            correction_target=args.correction_target,
         )
     except ValueError as exc:
         raise InvalidInputError(str(exc)) from None
@@ -158,13 +200,13 @@ def run(args: argparse.Namespace) -> int:
 
     table = Table(title=f"instruct samples ({args.dataset}, {args.split}, {len(studies)} studies)")
     table.add_column("task")
-    for context in CONTEXTS:
+    for context in COUNT_CONTEXTS:
         table.add_column(context, justify="right")
     table.add_column("total", justify="right")
     for task in config.tasks:
         row = result.counts.get(task, {})
-        table.add_row(task, *(str(row.get(c, 0)) for c in CONTEXTS), str(sum(row.values())))
-    table.add_row("all", *("" for _ in CONTEXTS), str(result.total), style="bold")
+        table.add_row(task, *(str(row.get(c, 0)) for c in COUNT_CONTEXTS), str(sum(row.values())))
+    table.add_row("all", *("" for _ in COUNT_CONTEXTS), str(result.total), style="bold")
     Console().print(table)
     Console().print(f"wrote {result.path}")
     return 0

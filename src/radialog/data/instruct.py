@@ -33,6 +33,18 @@ subset of its sentences, kept in order; needs >= 2 sentences, else full) or none
 turn is left out and the task turn starts with `<image>`, so the answer must come from the
 image). correction and impression always see their report; view never does.
 
+Findings-faithfulness levers (all off by default, so a plain build is RaDialog's recipe):
+- `emphasis`: report and correction samples carry `"emphasis"`, the sentences of the answer that
+  state a finding (the labeler's evidence; for a correction, the sentences the wrong report
+  lacks). The instruct stage weights their tokens (`emphasis_weight`), because most tokens of an
+  abnormal IU report are normal sentences and a small adapter otherwise learns the template.
+- `text_only_prob`: report, correction, binary_qa, list_findings and impression samples that see
+  their report are sent without the image with this probability (the text-only chat case).
+- `mismatch_image_prob`: a report sample shows another study's image with this probability while
+  the findings list and report agree: the list, not the image, decides what the report says.
+- `extra_tasks`: task -> additional samples of that task per study (e.g. thousands of rule-based
+  corrections instead of a few hundred).
+
 Each study draws its tasks from a random generator seeded by (seed, epoch, study id), so the
 output is byte-identical for a seed, and samples are written as they are produced.
 """
@@ -77,6 +89,10 @@ DROPPABLE = frozenset(
     {"binary_qa", "list_findings", "easy_language", "summarize", "region_qa", "reasoning"}
 )
 CONTEXTS = ("full", "partial", "none")
+# Contexts in the build counts: "text" = the report was shown, the image was not.
+COUNT_CONTEXTS = (*CONTEXTS, "text")
+# Tasks whose samples may drop the image when they show their report (`text_only_prob`).
+TEXT_ONLY_TASKS = frozenset({"report", "correction", "binary_qa", "list_findings", "impression"})
 _SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9(])")
 
 
@@ -91,6 +107,10 @@ class InstructConfig:
     followups_per_study: int = 1
     positive_question_prob: float = 0.6
     max_epochs: int = 1000
+    text_only_prob: float = 0.0
+    mismatch_image_prob: float = 0.0
+    extra_tasks: dict[str, int] = field(default_factory=dict)
+    correction_target: str = "reference"  # or "replay": the replay model's adapted report
 
     def __post_init__(self) -> None:
         unknown = [t for t in self.tasks if t not in TASKS]
@@ -106,6 +126,17 @@ class InstructConfig:
             )
         if not 0 <= self.normal_fraction <= 1:
             raise ValueError("normal_fraction must be in [0, 1]")
+        for name in ("text_only_prob", "mismatch_image_prob"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ValueError(f"{name} must be in [0, 1]")
+        bad = [t for t in self.extra_tasks if t not in FOLLOWUP_TASKS]
+        if bad:
+            raise ValueError(
+                f"extra_tasks: {', '.join(bad)} not follow-up task(s); known: "
+                + ", ".join(FOLLOWUP_TASKS)
+            )
+        if self.correction_target not in {"reference", "replay"}:
+            raise ValueError("correction_target must be 'reference' or 'replay'")
 
 
 @dataclass
@@ -239,9 +270,21 @@ class InstructBuilder:
             copies = 1 if study.is_normal else self.config.abnormal_repeats
             keep = rng.random() < self.keep_normal if study.is_normal else True
             for k in range(copies if keep else 0):
-                yield self._draft(
-                    study, "report", epoch, k, [self._report_turns(study)], "full", "reference"
+                image = None
+                if rng.random() < self.config.mismatch_image_prob:
+                    image = self.studies[rng.randrange(len(self.studies))].frontal_image()
+                draft = self._draft(
+                    study,
+                    "report",
+                    epoch,
+                    k,
+                    [self._report_turns(study)],
+                    "full",
+                    "reference",
+                    image=image,
                 )
+                draft.sample["emphasis"] = self._finding_sentences(study)
+                yield self._maybe_text_only(draft, rng)
         if not self.followups:
             return
         candidates = list(self.followups)
@@ -253,7 +296,44 @@ class InstructBuilder:
             draft = getattr(self, f"_task_{task}")(study, rng, epoch)
             if draft is not None:
                 made += 1
-                yield draft
+                yield self._maybe_text_only(draft, rng)
+        for task, n in sorted(self.config.extra_tasks.items()):
+            if task not in self.followups:
+                continue
+            for k in range(n):
+                draft = getattr(self, f"_task_{task}")(study, rng, epoch)
+                if draft is not None:
+                    draft.sample["id"] += f":x{k}"
+                    yield self._maybe_text_only(draft, rng)
+
+    def _finding_sentences(self, study: Study) -> list[str]:
+        """The report's sentences that state one of its positive findings (labeler evidence)."""
+        if not study.findings:
+            return []
+        labels, evidence = self._label(study.findings)
+        wanted = [n for n in study.positives if n != NO_FINDING and labels.get(n) == 1]
+        ev = [s for n in wanted for s in evidence.get(n, [])]
+        # The labeler's evidence is cleaned text; the report's own sentences are what to weight.
+        return [s for s in split_report_sentences(study.findings) if _contains_any(s, ev)]
+
+    def _maybe_text_only(self, draft: _Draft, rng: random.Random) -> _Draft:
+        """With `text_only_prob`, send a sample that sees its report without the image."""
+        from radialog.model.prompt import text_only
+
+        sample = draft.sample
+        if (
+            sample["task"] not in TEXT_ONLY_TASKS
+            or sample["context"] == "none"
+            or self.config.text_only_prob <= 0
+            or rng.random() >= self.config.text_only_prob
+        ):
+            return draft
+        for turn in sample["conversations"]:
+            if turn["from"] == "human":
+                turn["value"] = text_only(turn["value"])
+        sample["image"] = None
+        sample["context"] = "text"
+        return draft
 
     # ------------------------------------------------------------------ sample assembly
 
@@ -465,7 +545,7 @@ class InstructBuilder:
             instruction = rng.choice(P.CORRECTION_REMOVE).format(
                 remove=remove, Remove=remove.capitalize()
             )
-        if self.replay is not None:
+        if self.replay is not None and self.config.correction_target == "replay":
             changes = " ".join(
                 ([P.REPLAY_CORRECTION_REMOVE.format(remove=remove)] if to_remove else [])
                 + ([P.REPLAY_CORRECTION_ADD.format(add=add)] if to_add else [])
@@ -487,7 +567,7 @@ class InstructBuilder:
                 report_text=wrong_text,
                 replay=chat,
             )
-        return self._followup(
+        draft = self._followup(
             study,
             "correction",
             rng,
@@ -498,6 +578,9 @@ class InstructBuilder:
             context="full",
             report_text=wrong_text,
         )
+        # The edit to learn: the sentences the wrong report lacks (removals show as absence).
+        draft.sample["emphasis"] = [s for s in sentences if s not in wrong]
+        return draft
 
     def _foreign_sentence(
         self, study: Study, labels: dict[str, int | None], rng: random.Random, tries: int = 8

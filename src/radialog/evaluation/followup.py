@@ -40,11 +40,11 @@ from radialog.evaluation.parsing import normalize_view
 from radialog.evaluation.store import PredictionStore
 from radialog.labels import CHEXPERT_LABELS, NO_FINDING
 from radialog.model.prompt import (
-    IMAGE_PLACEHOLDER,
     IMPRESSION_PROMPT,
     Conversation,
     correction_prompt,
     report_prompt,
+    text_only,
 )
 
 log = logging.getLogger(__name__)
@@ -54,12 +54,6 @@ MAX_NEW_TOKENS: dict[str, int] = {"text_correction": 300, "text_impression": 300
 ADD, REMOVE = "add", "remove"
 # Probe sentence for "can the labeler see this label from its name?" (the request's wording).
 _PROBE = "There is {name}."
-
-
-def text_only(prompt: str) -> str:
-    """A user turn without the `<image>` placeholder (and the ". " that follows it)."""
-    out = prompt.replace(IMAGE_PLACEHOLDER + ". ", "").replace(IMAGE_PLACEHOLDER, "")
-    return " ".join(out.split())
 
 
 def text_rg_prompt(positives: Iterable[str]) -> str:

@@ -255,6 +255,43 @@ def apply_lora(model: Any, lora: LoraSettings) -> Any:
     return get_peft_model(model, config)
 
 
+def widen_lora(model: Any, old: LoraSettings, new: LoraSettings) -> Any:
+    """Replace a peft model's LoRA adapters by wider ones (`new`: rank >= old rank, a superset of
+    target modules) that compute exactly the same function at the start.
+
+    Each old pair (A: r x in, B: out x r, scale alpha/r) goes into the first rows of the new A
+    and the first columns of the new B, with B rescaled by old scale / new scale; the extra rows
+    of A keep peft's random init and the extra columns of B are zero, so the delta B A is
+    unchanged. Modules that had no adapter start at zero as usual.
+    """
+    if new.r < old.r:
+        raise ValueError(f"cannot widen LoRA from rank {old.r} to a smaller rank {new.r}")
+    state = {k: v.detach().clone() for k, v in model.named_parameters() if "lora_" in k}
+    base = model.unload()  # drops the adapters without merging them
+    if hasattr(base, "peft_config"):
+        del base.peft_config  # else peft takes the new adapters for a second set
+    widened = apply_lora(base, new)
+    params = dict(widened.named_parameters())
+    ratio = (old.alpha / old.r) / (new.alpha / new.r)
+    with torch.no_grad():
+        for name, value in state.items():
+            if name not in params:
+                raise ValueError(
+                    f"LoRA module {name} is not covered by the new target modules "
+                    f"{new.target_modules!r}"
+                )
+            target = params[name]
+            if ".lora_A." in name:
+                target[: value.shape[0]].copy_(value)
+            else:
+                target.zero_()
+                target[:, : value.shape[1]].copy_(value * ratio)
+    for name, p in widened.named_parameters():
+        p.requires_grad_("lora_" in name)
+    widened.train(model.training)
+    return widened
+
+
 def load_lora(model: Any, adapter_dir: Path) -> Any:
     """Attach saved LoRA adapters (peft `save_pretrained` layout) to a base causal LM."""
     from peft import PeftModel

@@ -137,6 +137,13 @@ def report_prompt(findings: str | Iterable[str]) -> str:
     return REPORT_PROMPT_TEMPLATE.format(findings=text)
 
 
+def text_only(prompt: str) -> str:
+    """A user turn without the `<image>` placeholder (and the ". " that follows it): what a
+    chat about a pasted report sends, and what text-only training samples use."""
+    out = prompt.replace(IMAGE_PLACEHOLDER + ". ", "").replace(IMAGE_PLACEHOLDER, "")
+    return " ".join(out.split())
+
+
 def report_conversation(findings: str | Iterable[str]) -> Conversation:
     return Conversation().add_user(report_prompt(findings))
 

@@ -24,6 +24,12 @@ import torch
 from torch import nn
 
 from radialog import DISCLAIMER
+from radialog.consistency import (
+    Consistency,
+    check_report,
+    default_labeler,
+    repair_instruction,
+)
 from radialog.errors import (
     CheckpointError,
     InvalidImageError,
@@ -36,6 +42,7 @@ from radialog.model.classifier import FindingsHead
 from radialog.model.config import (
     GENERATION_BACKENDS,
     EncoderConfig,
+    LoraSettings,
     RadialogConfig,
     available_configs,
     load_named_config,
@@ -50,6 +57,7 @@ from radialog.model.llm import (
     load_llm,
     load_lora,
     resolve_source,
+    widen_lora,
 )
 from radialog.model.prompt import (
     IMAGE_PLACEHOLDER,
@@ -85,16 +93,23 @@ class Report:
     disclaimer: str = DISCLAIMER
     # The dialog so far (report prompt + this report), for follow-up questions.
     conversation: Conversation | None = field(default=None, repr=False, compare=False)
+    # The labeler's check of the report against `predicted` (None when checking was off).
+    consistency: Consistency | None = None
+    thresholds: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "findings": {k: float(v) for k, v in self.findings.items()},
+            "thresholds": {k: round(float(v), 4) for k, v in self.thresholds.items()},
             "predicted": list(self.predicted),
             "report": self.text,
             "model": self.model,
             "disclaimer": self.disclaimer,
             "timings": {k: round(float(v), 4) for k, v in self.timings.items()},
         }
+        if self.consistency is not None:
+            out["consistency"] = self.consistency.to_dict()
+        return out
 
 
 @dataclass
@@ -274,6 +289,24 @@ class RadialogModel(nn.Module):
         model.is_trained = meta.get("is_trained", "true") == "true"
         return model
 
+    def widen_lora(self, settings: LoraSettings) -> None:
+        """Train with wider LoRA adapters from here on (same outputs at the start; see
+        `radialog.model.llm.widen_lora`). No-op when the settings are already these."""
+        old = self.config.llm.lora
+        if old is None or not hasattr(self.llm, "peft_config"):
+            raise InvalidInputError("this model has no LoRA adapters to widen")
+        if old == settings:
+            return
+        self.llm = widen_lora(self.llm, old, settings)
+        self.config.llm.lora = settings
+        log.info(
+            "LoRA widened: r=%d on %s -> r=%d on %s",
+            old.r,
+            old.target_modules,
+            settings.r,
+            settings.target_modules,
+        )
+
     def _trained_modules(self) -> nn.ModuleDict:
         parts = {"encoder": self.encoder, "adapter": self.adapter, "classifier": self.classifier}
         if self.classifier_encoder is not None:
@@ -365,10 +398,47 @@ class RadialogModel(nn.Module):
 
     # ------------------------------------------------------------------ text branch
 
+    def _target_ids(
+        self, target: str, emphasis: Sequence[str], weight: float
+    ) -> tuple[list[int], list[float]]:
+        """Target ids + EOS and a loss weight per id: `weight` on the tokens of the `emphasis`
+        sentences found in the target, 1 elsewhere. Each emphasised span starts at the space
+        before its sentence, so the pieces tokenize as the whole text does."""
+        marks = sorted(
+            {
+                (start, start + len(sentence))
+                for sentence in emphasis
+                if sentence and (start := target.find(sentence)) >= 0
+            }
+        )
+        pieces: list[tuple[str, float]] = []
+        pos = 0
+        for start, end in marks:
+            while start > pos and target[start - 1].isspace():
+                start -= 1
+            if start < pos:
+                continue  # overlaps the previous span
+            pieces += [(target[pos:start], 1.0), (target[start:end], weight)]
+            pos = end
+        pieces.append((target[pos:], 1.0))
+        ids: list[int] = []
+        weights: list[float] = []
+        for text, w in pieces:
+            if text:
+                piece = self.codec.encode(text, add_prefix=False)
+                ids += piece
+                weights += [w] * len(piece)
+        return ids + [self.codec.eos_token_id], weights + [1.0]
+
     def _sequence(
-        self, conversation: Conversation, image_tokens: torch.Tensor | None, train: bool
-    ) -> tuple[torch.Tensor, torch.Tensor, tuple[int, int] | None]:
-        """(embeddings (L, H), labels (L,), image span) for one conversation."""
+        self,
+        conversation: Conversation,
+        image_tokens: torch.Tensor | None,
+        train: bool,
+        emphasis: Sequence[str] = (),
+        emphasis_weight: float = 1.0,
+    ) -> tuple[torch.Tensor, torch.Tensor, tuple[int, int] | None, torch.Tensor | None]:
+        """(embeddings (L, H), labels (L,), image span, target loss weights (L,) or None)."""
         if train:
             prompt, target = conversation.training_pair()
         else:
@@ -393,15 +463,17 @@ class RadialogModel(nn.Module):
             t = torch.tensor(ids, dtype=torch.long, device=device)
             parts.append(embed(t))
             labels.append(torch.full_like(t, IGNORE_INDEX))
+        weights = None
         if target is not None:
-            t = torch.tensor(
-                self.codec.encode(target, add_prefix=False) + [self.codec.eos_token_id],
-                dtype=torch.long,
-                device=device,
+            ids, target_weights = self._target_ids(target, emphasis, emphasis_weight)
+            t = torch.tensor(ids, dtype=torch.long, device=device)
+            n_prompt = sum(p.shape[0] for p in parts)
+            weights = torch.cat(
+                [torch.zeros(n_prompt, device=device), torch.tensor(target_weights, device=device)]
             )
             parts.append(embed(t))
             labels.append(t)
-        return torch.cat(parts), torch.cat(labels), span
+        return torch.cat(parts), torch.cat(labels), span, weights
 
     def prepare_inputs(
         self,
@@ -411,6 +483,8 @@ class RadialogModel(nn.Module):
         images: torch.Tensor | None = None,
         train: bool = True,
         return_spans: bool = False,
+        emphasis: Sequence[Sequence[str]] | None = None,
+        emphasis_weight: float = 1.0,
     ) -> dict[str, Any]:
         """Batch conversations into LLM inputs with image embeddings spliced in.
 
@@ -429,18 +503,24 @@ class RadialogModel(nn.Module):
             per_sample = list(image_tokens)
             if len(per_sample) != len(conversations):
                 raise ValueError("need one image per conversation")
-        seqs = [self._sequence(c, t, train) for c, t in zip(conversations, per_sample, strict=True)]
+        emphasis = emphasis if emphasis is not None else [()] * len(conversations)
+        seqs = [
+            self._sequence(c, t, train, e, emphasis_weight)
+            for c, t, e in zip(conversations, per_sample, emphasis, strict=True)
+        ]
         max_len = self.config.llm.max_length
         trimmed = []
-        for emb, lab, span in seqs:
+        loss_weights = []
+        for emb, lab, span, w in seqs:
             if emb.shape[0] > max_len:
                 if train:
-                    emb, lab = emb[:max_len], lab[:max_len]
+                    emb, lab, w = emb[:max_len], lab[:max_len], w[:max_len]
                 else:
                     cut = emb.shape[0] - max_len
                     emb, lab = emb[cut:], lab[cut:]
                     span = None if span is None else (span[0] - cut, span[1] - cut)
             trimmed.append((emb, lab, span))
+            loss_weights.append(w)
         length = max(e.shape[0] for e, _, _ in trimmed)
         embed = self.llm.get_input_embeddings()
         pad_vec = embed(torch.tensor([self.codec.pad_token_id], device=embed.weight.device))[0]
@@ -467,6 +547,10 @@ class RadialogModel(nn.Module):
         }
         if train:
             out["labels"] = torch.stack(batch_l)
+            if emphasis_weight != 1.0:
+                out["loss_weights"] = torch.stack(
+                    [torch.cat([w, w.new_zeros(length - w.shape[0])]) for w in loss_weights]
+                )
         if return_spans:
             out["image_spans"] = spans
         return out
@@ -476,11 +560,39 @@ class RadialogModel(nn.Module):
         conversations: Sequence[Conversation],
         images: torch.Tensor | None = None,
         image_tokens: torch.Tensor | Sequence[torch.Tensor | None] | None = None,
+        emphasis: Sequence[Sequence[str]] | None = None,
+        emphasis_weight: float = 1.0,
     ) -> Any:
         """Training forward: LM loss on each conversation's last assistant turn.
-        Returns the HF CausalLMOutput (`.loss`, `.logits`)."""
-        inputs = self.prepare_inputs(conversations, image_tokens, images=images, train=True)
-        return self.llm(**inputs)
+        Returns the HF CausalLMOutput (`.loss`, `.logits`).
+
+        `emphasis` (one list of target sentences per conversation) with `emphasis_weight` != 1:
+        the loss is the weighted mean of the target tokens' cross-entropy, those sentences'
+        tokens weighing `emphasis_weight`."""
+        inputs = self.prepare_inputs(
+            conversations,
+            image_tokens,
+            images=images,
+            train=True,
+            emphasis=emphasis,
+            emphasis_weight=emphasis_weight,
+        )
+        weights = inputs.pop("loss_weights", None)
+        if weights is None:
+            return self.llm(**inputs)
+        labels = inputs.pop("labels")
+        out = self.llm(**inputs)
+        logits = out.logits[:, :-1].float()
+        targets = labels[:, 1:]
+        w = weights[:, 1:]
+        ce = nn.functional.cross_entropy(
+            logits.reshape(-1, logits.shape[-1]),
+            targets.reshape(-1),
+            ignore_index=IGNORE_INDEX,
+            reduction="none",
+        ).view_as(targets)
+        out.loss = (ce * w).sum() / w.sum().clamp(min=1e-6)
+        return out
 
     def loss(
         self,
@@ -673,6 +785,18 @@ class RadialogModel(nn.Module):
         timings["encode"] = time.perf_counter() - t2
         return ImageAnalysis(probs, self.predicted_labels(probs), tokens, timings)
 
+    @property
+    def labeler(self) -> Any:
+        """The labeler that checks reports against their findings list (rule labeler unless
+        one is assigned), created on first use."""
+        if getattr(self, "_labeler", None) is None:
+            self._labeler = default_labeler()
+        return self._labeler
+
+    @labeler.setter
+    def labeler(self, value: Any) -> None:
+        self._labeler = value
+
     def generate_report(
         self,
         image: Any,
@@ -680,10 +804,18 @@ class RadialogModel(nn.Module):
         max_new_tokens: int | None = None,
         streamer: Any = None,
         do_sample: bool = False,
+        check: bool = True,
+        repair: bool = True,
         **generation: Any,
     ) -> Report:
         """Findings + report for one image (path, bytes, XRay, 2-D array or PIL image).
-        `generation`: further `generate` options (temperature, top_p, penalties)."""
+        `generation`: further `generate` options (temperature, top_p, penalties).
+
+        `check`: the labeler compares the report with the findings list (`Report.consistency`).
+        `repair`: when they disagree, one correction turn through the same model asks for the
+        missing/unlisted findings; its answer replaces the report only if it is more consistent
+        (the first draft is kept in `consistency.original_report`). A streamer sees the first
+        draft only."""
         t0 = time.perf_counter()
         analysis = self.analyse_image(image)
         conversation = report_conversation(findings_text(analysis.predicted))
@@ -698,6 +830,16 @@ class RadialogModel(nn.Module):
         )
         timings = dict(analysis.timings)
         timings["generate"] = time.perf_counter() - t1
+        consistency = None
+        final = conversation.copy().add_assistant(text)
+        if check:
+            t2 = time.perf_counter()
+            consistency = check_report(text, analysis.predicted, self.labeler)
+            if repair and not consistency.consistent:
+                text, final, consistency = self._repair(
+                    final, analysis, consistency, max_new_tokens, do_sample, generation
+                )
+            timings["check"] = time.perf_counter() - t2
         timings["total"] = time.perf_counter() - t0
         return Report(
             findings=analysis.findings,
@@ -705,5 +847,45 @@ class RadialogModel(nn.Module):
             text=text,
             model=self.name,
             timings=timings,
-            conversation=conversation.copy().add_assistant(text),
+            conversation=final,
+            consistency=consistency,
+            thresholds=dict(zip(CHEXPERT_LABELS, self.thresholds.tolist(), strict=True)),
         )
+
+    def _repair(
+        self,
+        conversation: Conversation,
+        analysis: ImageAnalysis,
+        first: Consistency,
+        max_new_tokens: int | None,
+        do_sample: bool,
+        generation: dict[str, Any],
+    ) -> tuple[str, Conversation, Consistency]:
+        """One correction turn for an inconsistent report; keeps the better of the two."""
+        draft = conversation.messages[-1].text
+        request = repair_instruction(first)
+        if request is None:
+            return draft, conversation, first
+        asked = conversation.copy().add_user(request)
+        fixed = self.generate(
+            asked,
+            analysis.image_tokens,
+            max_new_tokens=max_new_tokens,
+            do_sample=do_sample,
+            **generation,
+        ).strip()
+        second = check_report(fixed, analysis.predicted, self.labeler) if fixed else None
+        if second is None or second.mismatches >= first.mismatches:
+            first.repair_request = request
+            first.notes.append(
+                "an automatic repair was tried and did not make the report more consistent; "
+                "the first draft is kept"
+            )
+            return draft, conversation, first
+        second.repaired = True
+        second.original_report = draft
+        second.repair_request = request
+        # The dialog continues from the repaired report, as if it had been written at once.
+        repaired = conversation.copy()
+        repaired.messages[-1].text = fixed
+        return fixed, repaired, second

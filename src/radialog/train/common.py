@@ -24,8 +24,21 @@ def build_model(config: TrainConfig, init: Path | None) -> Any:
     if init is not None:
         model = RadialogModel.from_pretrained(init, trainable=True)
         log.info("initialised from %s", init)
+        if config.lora is not None:
+            from radialog.model.config import LoraSettings
+
+            try:
+                settings = LoraSettings(**config.lora)
+            except TypeError as exc:
+                raise InvalidInputError(f"training config 'lora': {exc}") from None
+            model.widen_lora(settings)
     else:
         model = RadialogModel.from_config(config.model)
+        if config.lora is not None:
+            raise InvalidInputError(
+                "training config 'lora' widens the adapters of an --init model; without --init "
+                "set the LoRA settings in the model config instead"
+            )
     return model
 
 

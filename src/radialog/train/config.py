@@ -58,6 +58,9 @@ class TrainConfig:
     num_workers: int = 0
     stages: dict[str, StageConfig] = field(default_factory=dict)
     source: str | None = None  # file the config was read from
+    # LoRA settings to train with when they differ from the --init model's (wider rank, more
+    # target modules): the init's adapters are carried over exactly (see widen_lora).
+    lora: dict[str, Any] | None = None
 
     def stage(self, name: str) -> StageConfig:
         if name not in STAGES:

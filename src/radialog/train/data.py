@@ -12,7 +12,7 @@ import json
 import logging
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -120,6 +120,7 @@ class InstructSample:
     task: str | None = None
     id: str | None = None
     study: str | None = None
+    emphasis: list[str] = field(default_factory=list)  # target sentences to weight up
 
 
 _ROLES = {"human": "USER", "user": "USER", "gpt": "ASSISTANT", "assistant": "ASSISTANT"}
@@ -153,8 +154,11 @@ def read_instruct_jsonl(path: str | Path, limit: int | None = None) -> list[Inst
             image = rec.get("image")
             if isinstance(image, list):
                 image = image[0] if image else None
+            emphasis = [str(x) for x in rec.get("emphasis") or []]
             samples.append(
-                InstructSample(turns, image, rec.get("task"), rec.get("id"), rec.get("study"))
+                InstructSample(
+                    turns, image, rec.get("task"), rec.get("id"), rec.get("study"), emphasis
+                )
             )
             if limit is not None and len(samples) >= limit:
                 break

@@ -9,7 +9,9 @@ Options: data (JSONL path, required; `--instruct` on the command line), val_size
 held out for the validation loss), max_length (training sequence cap; longer samples are
 skipped rather than cut, since cutting would remove the target), train_adapter (true),
 train_encoder (false), limit (use the first N records), val_batches (8), group_by_length
-(true: batches of similar length, as LLaVA's group_by_modality_length).
+(true: batches of similar length, as LLaVA's group_by_modality_length), emphasis_weight (1.0:
+loss weight of the tokens of a record's `emphasis` sentences, the sentences that state its
+findings; the validation loss stays unweighted so runs compare).
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ class InstructModule(nn.Module):
             trainable.append(radialog.adapter)
         if opts.get("train_encoder", False):
             trainable.append(radialog.encoder)
+        self.emphasis_weight = float(opts.get("emphasis_weight", 1.0))
         freeze_all_but(radialog, trainable)
         lora = lora_parameters(radialog.llm)
         if not lora:
@@ -70,7 +73,13 @@ class InstructModule(nn.Module):
             encoded = self.radialog.encode_image(batch["pixels"])
             for row, i in enumerate(batch["image_rows"]):
                 tokens[i] = encoded[row]
-        out = self.radialog(batch["conversations"], image_tokens=tokens)
+        weight = self.emphasis_weight if self.training else 1.0
+        out = self.radialog(
+            batch["conversations"],
+            image_tokens=tokens,
+            emphasis=batch.get("emphasis"),
+            emphasis_weight=weight,
+        )
         return out.loss.float(), {}
 
 
@@ -196,6 +205,7 @@ class InstructTask:
             "pixels": pixels,
             "image_rows": rows,
             "tasks": [s.task for s in samples],
+            "emphasis": [s.emphasis for s in samples],
         }
 
     def set_train_mode(self, module: nn.Module) -> None:
