@@ -214,7 +214,9 @@ class LlamaCppChatGenerator:
         for chat in chats:
             prompt = tokenizer.apply_chat_template(chat, tokenize=True, add_generation_prompt=True)
             ids: list[int] = []
-            for token in self._llm.generate(list(prompt), temp=0.0, top_k=1, reset=False):
+            # reset=True (the default) reuses the shared prompt prefix; reset=False never frees
+            # the KV cache, which fills up after a few dozen chats (llama_decode returns 1).
+            for token in self._llm.generate(list(prompt), temp=0.0, top_k=1):
                 if token == eos or len(ids) >= self.max_new_tokens:
                     break
                 ids.append(token)
