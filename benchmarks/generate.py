@@ -166,9 +166,9 @@ def _llamacpp_reference(
     """The bar a user compares with: llama-cpp-python's own `Llama.generate` on the base GGUF
     (text prompt only: it cannot take our image embeddings). -> (prompt tokens, decode tok/s,
     median first-token ms)."""
-    from llama_cpp import Llama
+    from radialog.model.llamacpp import open_llama
 
-    llm = Llama(model_path=str(source), n_ctx=1024, n_threads=threads, verbose=False)
+    llm = open_llama(source, n_ctx=1024, n_threads=threads, verbose=False)  # AMX-safe params
     tokens = llm.tokenize(prompt.encode())
     decode_tokens, decode_seconds, firsts = 0, 0.0, []
     for _ in range(repeat + 1):  # the first run warms up

@@ -1,5 +1,6 @@
 """The CLI dispatcher: help, unknown commands, user errors without tracebacks."""
 
+import os
 import subprocess
 import sys
 
@@ -40,3 +41,31 @@ def test_user_error_is_one_line_without_traceback(tmp_path):
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
     assert "error" in proc.stderr and "notes.png" in proc.stderr
+
+
+def test_a_native_crash_prints_what_crashed(tmp_path):
+    """A segfault in a native library (llama.cpp on an AMX CPU, say) must not end a long job
+    silently: the CLI enables faulthandler, which names the crash and the Python stack."""
+    (tmp_path / "crashing_command.py").write_text(
+        "import ctypes\n"
+        "def add_arguments(parser):\n"
+        "    pass\n"
+        "def run(args):\n"
+        "    ctypes.string_at(0)  # reads address 0: SIGSEGV\n"
+    )
+    code = (
+        "import sys; from radialog import cli; "
+        "cli.COMMANDS['crash'] = ('crashing_command', 'segfaults'); "
+        "sys.exit(cli.main(['crash']))"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(tmp_path)},
+    )
+    assert proc.returncode != 0
+    assert "Segmentation fault" in proc.stderr
+    assert "crashing_command.py" in proc.stderr  # the Python frame that called into C

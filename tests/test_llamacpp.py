@@ -243,6 +243,62 @@ def test_auto_backend_and_clear_errors(tiny_gguf, monkeypatch):
         llamacpp.llamacpp_decoder_for(model.llm, model._gguf_source())
 
 
+@pytest.fixture()
+def model_loads(monkeypatch):
+    """Every llama.cpp model load in this test: (file name, use_extra_bufts) per load."""
+    import llama_cpp as top
+    from llama_cpp import llama_cpp as c_api
+
+    real = c_api.llama_model_load_from_file
+    seen: list[tuple[str, bool]] = []
+
+    def spy(path: bytes, params):
+        seen.append((path.decode().rsplit("/", 1)[-1], bool(params.use_extra_bufts)))
+        return real(path, params)
+
+    monkeypatch.setattr(c_api, "llama_model_load_from_file", spy)  # Llama (via _internals)
+    monkeypatch.setattr(top, "llama_model_load_from_file", spy)  # our C-API loader
+    return seen
+
+
+def test_every_llamacpp_load_turns_off_the_amx_repack_buffers(tiny_gguf, model_loads, monkeypatch):
+    """llama.cpp's extra buffer types (AMX repacking of quantised weights) segfault on Intel
+    AMX CPUs (ggml-org/llama.cpp#20824): every load must pass use_extra_bufts=False, which
+    this pins on any machine by looking at the parameters each load passes."""
+    import llama_cpp as top
+
+    from radialog.data import replay
+
+    assert top.llama_model_default_params().use_extra_bufts  # llama.cpp's default is on
+    model, root = tiny_gguf
+    # 1. the generation backend (C API), through a fresh decoder
+    llamacpp._DECODERS.pop(model.llm, None)
+    model.generate(Conversation().add_user("hi"), max_new_tokens=2, backend="llamacpp")
+    # 2. llama-cpp-python's Llama: the replay generator and the benchmark's reference row
+    monkeypatch.setattr("radialog.model.llm.load_tokenizer", lambda source: None)
+    replay.LlamaCppChatGenerator(str(root / "tiny.gguf"), threads=1)._load()
+    llm = llamacpp.open_llama(root / "tiny.gguf", n_ctx=64, n_threads=1, verbose=False)
+    assert llm.tokenize(b"hello")  # a working model
+    assert len(model_loads) == 3
+    assert all(not extra for _name, extra in model_loads), model_loads
+    assert top.llama_model_default_params().use_extra_bufts  # nothing patched for others
+
+
+def test_no_llamacpp_load_bypasses_the_safe_loaders():
+    """A new load elsewhere would not get the AMX-safe parameters: only llamacpp.py loads."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    offenders = []
+    for path in [*(root / "src").rglob("*.py"), *(root / "benchmarks").rglob("*.py")]:
+        text = path.read_text()
+        if path.name == "llamacpp.py" and path.parent.name == "model":
+            continue
+        if "llama_model_load_from_file" in text or "Llama(" in text:
+            offenders.append(str(path.relative_to(root)))
+    assert offenders == []
+
+
 @pytest.mark.e2e
 def test_embedded_model_report_through_llamacpp():
     from data_paths import EXAMPLE_IMAGE

@@ -7,6 +7,7 @@ Each subcommand lives in `radialog.commands.<name>` with `add_arguments(parser)`
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import importlib
 import logging
 import sys
@@ -46,6 +47,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    # A crash inside a native library (llama.cpp, torch) kills the process without a Python
+    # exception; faulthandler still prints what crashed and the Python stack that called it.
+    if not faulthandler.is_enabled():
+        faulthandler.enable(file=sys.__stderr__ or sys.stderr, all_threads=True)
     parser = build_parser()
     # Parse only the global part; the subcommand's own parser handles the rest.
     top, rest = parser.parse_known_args(argv)

@@ -192,15 +192,13 @@ class LlamaCppChatGenerator:
 
     def _load(self) -> None:
         import torch
-        from llama_cpp import Llama
 
-        from radialog.model.llamacpp import load_llama_cpp
+        from radialog.model.llamacpp import open_llama
         from radialog.model.llm import load_tokenizer, resolve_source
 
-        load_llama_cpp()  # llama.cpp's log lines -> our logger
         self._tokenizer = load_tokenizer(self.source)
-        self._llm = Llama(
-            model_path=str(resolve_source(self.source)),
+        self._llm = open_llama(  # safe parameters; llama.cpp's log lines -> our logger
+            resolve_source(self.source),
             n_ctx=4096,
             n_threads=self.threads or torch.get_num_threads(),
             verbose=False,

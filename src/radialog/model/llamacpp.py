@@ -66,6 +66,49 @@ def load_llama_cpp() -> Any:
     return llama_cpp
 
 
+# Every llama.cpp model load in radialog goes through `model_params` (C API) or `open_llama`
+# (llama-cpp-python's `Llama`): both turn off llama.cpp's "extra buffer types". On CPUs with
+# Intel AMX (Sapphire Rapids and newer) those repack quantised weights for an AMX matmul that
+# segfaults on the first prompt of more than one token (ggml-org/llama.cpp#20824). Without
+# them the weights stay in the plain CPU buffer; measured on such a machine: no crash, same
+# speed (~75 tok/s). tests/test_llamacpp.py checks the parameters of every load.
+SAFE_MODEL_PARAMS: dict[str, Any] = {"use_extra_bufts": False}
+
+
+def model_params(lib: Any) -> Any:
+    """llama.cpp's default model parameters with SAFE_MODEL_PARAMS applied."""
+    return _safe_defaults(lib.llama_model_default_params)
+
+
+_LLAMA_LOCK = threading.Lock()
+
+
+def open_llama(model_path: str | Path, **kwargs: Any) -> Any:
+    """`llama_cpp.Llama(model_path, **kwargs)` loaded with SAFE_MODEL_PARAMS.
+
+    `Llama` has no keyword for these fields and builds its parameters from
+    `llama_model_default_params()` inside its constructor, so that function is swapped for
+    `model_params` during the construction (under a lock: one load at a time)."""
+    lib = load_llama_cpp()
+    from llama_cpp import llama as llama_module
+
+    with _LLAMA_LOCK:
+        c_api = llama_module.llama_cpp
+        original = c_api.llama_model_default_params
+        c_api.llama_model_default_params = lambda: _safe_defaults(original)
+        try:
+            return lib.Llama(model_path=str(model_path), **kwargs)
+        finally:
+            c_api.llama_model_default_params = original
+
+
+def _safe_defaults(defaults: Any) -> Any:
+    params = defaults()
+    for name, value in SAFE_MODEL_PARAMS.items():
+        setattr(params, name, value)
+    return params
+
+
 @dataclass(frozen=True)
 class LlamaCppOptions:
     """`weights`: how the exported GGUF stores its matrices (gguf_export.WEIGHT_TYPES);
@@ -83,8 +126,7 @@ class _Model:
         self.max_batch = max_batch  # positions per llama_decode call (longer prompts: chunks)
         self.lib = lib
         lib.llama_backend_init()
-        params = lib.llama_model_default_params()
-        self.model = lib.llama_model_load_from_file(str(path).encode(), params)
+        self.model = lib.llama_model_load_from_file(str(path).encode(), model_params(lib))
         if not self.model:
             raise RuntimeError(f"llama.cpp could not load {path}")
         self.n_embd = int(lib.llama_model_n_embd(self.model))
