@@ -125,6 +125,7 @@ def test_save_json_and_markdown_atomically(model, image, tmp_path) -> None:
     s = Session(model, image, options=GenerationOptions(max_new_tokens=4))
     s.report()
     s.ask("Is there a pneumothorax?")
+    (tmp_path / "out").mkdir()  # saving never creates directories (a typo must not)
     data = json.loads(s.to_json(tmp_path / "out" / "chat.json").read_text())
     assert data["report"] == s.current_report
     assert [t["kind"] for t in data["turns"]] == ["report", "report", "ask", "ask"]

@@ -143,6 +143,8 @@ def test_report_upload_shape_and_preview(server, png) -> None:
     body = r.json()
     assert set(body) == {
         "findings",
+        "thresholds",
+        "consistency",
         "predicted",
         "report",
         "model",

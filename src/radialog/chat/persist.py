@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from radialog import DISCLAIMER, __version__
+from radialog.errors import InvalidInputError
 from radialog.fileio import atomic_write_text
 
 if TYPE_CHECKING:
@@ -31,6 +32,9 @@ def session_dict(session: Session) -> dict[str, Any]:
         "findings": session.findings,
         "predicted": session.predicted,
         "report": session.current_report,
+        # The report the dialog started from: corrections never lose it.
+        "original_report": session.original_report,
+        "consistency": None if session.consistency is None else session.consistency.to_dict(),
         "turns": [t.to_dict() for t in session.turns],
         "notices": list(session.notices),
         "disclaimer": DISCLAIMER,
@@ -53,6 +57,8 @@ def session_markdown(session: Session) -> str:
             lines.append(f"| {label} | {p:.2f} | {'yes' if label in data['predicted'] else ''} |")
     if data["report"]:
         lines += ["", "## Report", "", data["report"]]
+    if data["original_report"] and data["original_report"] != data["report"]:
+        lines += ["", "## Report before corrections", "", data["original_report"]]
     follow = [t for t in session.turns if t.kind != "report"]
     if follow:
         lines += ["", "## Dialog", ""]
@@ -66,9 +72,19 @@ def session_markdown(session: Session) -> str:
 
 def write_json(session: Session, path: str | Path) -> Path:
     return atomic_write_text(
-        path, json.dumps(session_dict(session), indent=2, ensure_ascii=False) + "\n"
+        _existing_dir(path), json.dumps(session_dict(session), indent=2, ensure_ascii=False) + "\n"
     )
 
 
 def write_markdown(session: Session, path: str | Path) -> Path:
-    return atomic_write_text(path, session_markdown(session))
+    return atomic_write_text(_existing_dir(path), session_markdown(session))
+
+
+def _existing_dir(path: str | Path) -> Path:
+    """`path`, if its directory exists: a mistyped /save path must not create directories."""
+    path = Path(path).expanduser()
+    if not path.parent.is_dir():
+        raise InvalidInputError(
+            f"cannot save to {path}: the directory {path.parent} does not exist"
+        )
+    return path

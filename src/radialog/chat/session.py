@@ -7,14 +7,21 @@ appended as `USER: {instruction} ASSISTANT:` exactly as RaDialog's downstream ta
 
 When the history outgrows the token budget, the oldest follow-up exchanges are dropped
 (the system prompt, the image/report exchange and the newest turns are kept); the count
-is recorded in `dropped_turns` and a notice in `notices`, instead of failing.
+is recorded in `dropped_turns` and a notice in `notices`. A message that does not fit even
+then is refused (`PromptTooLongError`, naming the limit): the model never sees a cut prompt.
+
+The report is replaced only by a correction whose answer is a report (`looks_like_report`):
+an empty or yes/no answer stays a reply in the dialog and the report is kept. The generated
+report is checked against the findings list (`radialog.consistency`) and, unless `repair`
+is off, repaired once when they disagree, as `RadialogModel.generate_report` does.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,6 +43,11 @@ from radialog.labels import CHEXPERT_LABELS, NO_FINDING
 from radialog.model.prompt import Conversation, findings_text, report_prompt
 
 log = logging.getLogger(__name__)
+
+
+class PromptTooLongError(InvalidInputError):
+    """A message (with the report it is about) does not fit the model's context."""
+
 
 USER, ASSISTANT = "user", "assistant"
 # Turn kinds; "report" and "correct" answers are reports (the correction check labels them).
@@ -84,6 +96,9 @@ class Turn:
     text: str
     kind: str = "ask"
     prompt: str | None = None
+    # Assistant turns: this text is (or was) the report. False for a correction's answer
+    # that is not a report ("yes", empty): a reply, never the report.
+    is_report: bool = False
 
     @property
     def model_text(self) -> str:
@@ -93,6 +108,8 @@ class Turn:
         out: dict[str, Any] = {"role": self.role, "kind": self.kind, "text": self.text}
         if self.prompt is not None and self.prompt != self.text:
             out["prompt"] = self.prompt
+        if self.role == ASSISTANT and self.kind in REPORT_KINDS:
+            out["is_report"] = self.is_report
         return out
 
 
@@ -105,6 +122,9 @@ class CorrectionResult:
     other_changes: labels nobody asked to change whose state (positive / uncertain /
     absent) changed: label -> (before, after).
     kept_old: nothing to change, so no generation happened (RaDialog's KEEP_OLD).
+    replaced: the answer is a report and is now the current report. When it is not (empty,
+    "yes", a question's answer), `report` stays the previous report and `answer` holds what
+    the model said.
     """
 
     report: str
@@ -114,6 +134,8 @@ class CorrectionResult:
     removed: dict[str, bool] = field(default_factory=dict)
     other_changes: dict[str, tuple[str, str]] = field(default_factory=dict)
     kept_old: bool = False
+    answer: str | None = None  # the model's answer (None: no generation, see kept_old)
+    replaced: bool = False
 
     @property
     def applied(self) -> bool:
@@ -128,12 +150,21 @@ class CorrectionResult:
             "other_changes": {k: list(v) for k, v in self.other_changes.items()},
             "applied": self.applied,
             "kept_old": self.kept_old,
+            "answer": self.answer,
+            "replaced": self.replaced,
+            "previous_report": self.previous_report,
         }
 
     def summary(self) -> str:
         """One line for people: what took effect and what else changed."""
         if self.kept_old:
             return "Nothing to change; the report is unchanged."
+        if not self.replaced:
+            what = "empty" if not (self.answer or "").strip() else "not a report"
+            return (
+                f"Correction check: the model's answer is {what}; the report is unchanged "
+                "(try again, or correct fewer findings at once)"
+            )
         parts = [f"{'added' if ok else 'NOT added'}: {k.lower()}" for k, ok in self.added.items()]
         parts += [
             f"{'removed' if ok else 'NOT removed'}: {k.lower()}" for k, ok in self.removed.items()
@@ -166,11 +197,19 @@ class Session:
         image: str | Path | bytes | XRay | np.ndarray | None = None,
         max_context_tokens: int | None = None,
         options: GenerationOptions | None = None,
+        *,
+        repair: bool = True,
+        should_stop: Callable[[], bool] | None = None,
     ) -> None:
         self.model = model
         self.xray = _as_xray(image)
         self.options = options or GenerationOptions()
         self.max_context_tokens = max_context_tokens
+        self.repair = repair
+        # Checked before and during every generation (per token): True aborts it with
+        # GenerationCancelled, also where no streamer was given (a hidden report, a repair).
+        self.should_stop = should_stop
+        self.consistency: Any = None  # radialog.consistency.Consistency of the report
         self.turns: list[Turn] = []
         self.findings: dict[str, float] = {}
         self.predicted: list[str] = []
@@ -189,11 +228,18 @@ class Session:
 
     @property
     def current_report(self) -> str | None:
-        """The latest report text (the generated one, or the latest correction)."""
-        for i in range(len(self.turns) - 1, 0, -1):
-            turn = self.turns[i]
-            if turn.role == ASSISTANT and self.turns[i - 1].kind in REPORT_KINDS:
+        """The latest report text (the generated one, or the latest correction that produced
+        a report)."""
+        for turn in reversed(self.turns):
+            if turn.role == ASSISTANT and turn.is_report:
                 return turn.text
+        return None
+
+    @property
+    def original_report(self) -> str | None:
+        """The report the dialog started from (before any correction)."""
+        if len(self.turns) > 1 and self.turns[0].kind == "report":
+            return self.turns[1].text
         return None
 
     def set_findings(self, findings: dict[str, float], predicted: Iterable[str]) -> None:
@@ -222,23 +268,53 @@ class Session:
         t1 = time.perf_counter()
         try:
             text = self._generate(streamer)
+            timings = dict(analysis.timings)
+            timings["generate"] = time.perf_counter() - t1
+            t2 = time.perf_counter()
+            text = self._check_report(text)
+            if self.consistency is not None:
+                timings["check"] = time.perf_counter() - t2
         except BaseException:
             self.turns.pop(0)
             raise
-        self.turns.insert(1, Turn(ASSISTANT, text, "report"))
-        timings = dict(analysis.timings)
-        timings["generate"] = time.perf_counter() - t1
+        self.turns.insert(1, Turn(ASSISTANT, text, "report", is_report=True))
         # The analysis may have been computed earlier (cached): count its own timings.
-        timings["total"] = timings["generate"] + sum(analysis.timings.values())
+        timings["total"] = sum(timings.values())
         self.report_data = {
             "findings": dict(self.findings),
+            "thresholds": model_thresholds(self.model),
             "predicted": list(self.predicted),
             "report": text,
             "model": _model_name(self.model),
             "disclaimer": DISCLAIMER,
             "timings": {k: round(float(v), 4) for k, v in timings.items()},
         }
+        if self.consistency is not None:
+            self.report_data["consistency"] = self.consistency.to_dict()
         return text
+
+    def _check_report(self, draft: str) -> str:
+        """The labeler's check of a new report against the findings list (`consistency`)
+        and, when `repair` is on and they disagree, the model's one repair turn
+        (`RadialogModel.repair_report`: kept only if more consistent). -> the report."""
+        from radialog.consistency import check_report
+
+        labeler = getattr(self.model, "labeler", None)
+        if labeler is None:  # a model without a labeler (not a RadialogModel)
+            return draft
+        check = check_report(draft, self.predicted, labeler)
+        repair = getattr(self.model, "repair_report", None)
+        if self.repair and not check.consistent and repair is not None:
+            gen = self.options.kwargs()
+            cancel = self._cancel_streamer()
+            if cancel is not None:
+                gen["streamer"] = cancel
+            asked = self.conversation(self.turns[:1]).add_assistant(draft)
+            draft, _conv, check = repair(
+                asked, self.predicted, self.analyse().image_tokens, check, **gen
+            )
+        self.consistency = check
+        return draft
 
     def report_prompt(self) -> str:
         return report_prompt(findings_text(self.predicted))
@@ -248,7 +324,7 @@ class Session:
         self.analyse()
         self.turns = [
             Turn(USER, REPORT_REQUEST, "report", self.report_prompt()),
-            Turn(ASSISTANT, report_text, "report"),
+            Turn(ASSISTANT, report_text, "report", is_report=True),
         ]
 
     # ---- follow-ups ------------------------------------------------------------------------
@@ -263,7 +339,8 @@ class Session:
             return Reply(self.ask(text, streamer), "ask")
         if cmd.name == "correct":
             result = self.correct(cmd.add, cmd.remove, streamer)
-            return Reply(result.report, "correct", result)
+            answer = result.report if result.answer is None else result.answer
+            return Reply(answer, "correct", result)
         if cmd.name == "easy":
             return Reply(self.easy_language(streamer), "easy")
         if cmd.name == "summary":
@@ -296,14 +373,23 @@ class Session:
     def add_exchange(self, user_text: str, answer: str) -> None:
         """Append an earlier exchange without generating (history sent back by a client)."""
         turn = self.user_turn(user_text)
-        self.turns += [turn, Turn(ASSISTANT, answer, turn.kind)]
+        # A correction's answer counts as the report only if it is one (see `correct`).
+        is_report = turn.kind == "correct" and looks_like_report(answer)
+        self.turns += [turn, Turn(ASSISTANT, answer, turn.kind, is_report=is_report)]
 
     def ask(self, question: str, streamer: Any = None) -> str:
         """A free question about the image and report."""
         question = question.strip()
         if not question:
             raise InvalidInputError("the question is empty")
-        return self._follow_up(Turn(USER, question, "ask"), streamer)
+        answer = self._follow_up(Turn(USER, question, "ask"), streamer)
+        report = self.current_report
+        if answer and report and _repeats(answer, report):
+            self._notice(
+                "the model repeated the report instead of answering; the report is unchanged "
+                "(ask a yes/no question, e.g. 'Is there cardiomegaly?', or rephrase)"
+            )
+        return answer
 
     def easy_language(self, streamer: Any = None) -> str:
         return self._follow_up(Turn(USER, "/easy", "easy", EASY_LANGUAGE_PROMPT), streamer)
@@ -353,7 +439,9 @@ class Session:
         new = self._follow_up(
             Turn(USER, format_correct(add_l, remove_l), "correct", prompt), streamer
         )
-        return check_correction(previous, new, prompt, add_l, remove_l, label_report)
+        result = check_correction(previous, new, prompt, add_l, remove_l, label_report)
+        self.turns[-1].is_report = result.replaced
+        return result
 
     def reset(self) -> None:
         """Forget the follow-ups; keep the image and its generated report."""
@@ -373,6 +461,11 @@ class Session:
             self.turns.pop()  # a failed turn leaves the history as it was
             raise
         self.turns.append(Turn(ASSISTANT, answer, turn.kind))
+        if not answer:
+            self._notice(
+                "the model gave an empty answer; rephrase the message (the report is above: "
+                "/summary, /impression or /easy rewrite it)"
+            )
         return answer
 
     def conversation(self, turns: list[Turn] | None = None) -> Conversation:
@@ -388,8 +481,8 @@ class Session:
         """The turns that fit the token budget.
 
         Kept: the system prompt, the image/report exchange and the newest turns; the oldest
-        follow-up exchanges (user + answer) are dropped first. If even that does not fit,
-        the model's own left-truncation applies and a notice says so.
+        follow-up exchanges (user + answer) are dropped first, with a notice. If even that
+        does not fit, PromptTooLongError says the limit (nothing is generated).
         """
         budget = self.prompt_budget()
         turns = list(self.turns)
@@ -401,10 +494,14 @@ class Session:
         self.dropped_turns = dropped
         if dropped:
             self._notice(f"{dropped} older turns were left out to fit the model's context")
-        if self._count(self.conversation(turns).render()) > budget:
-            self._notice(
-                f"the report and message exceed the context budget ({budget} tokens); "
-                "the model sees only their end"
+        used = self._count(self.conversation(turns).render())
+        if used > budget:
+            last = self._count(turns[-1].model_text, prefix=False) if turns else 0
+            raise PromptTooLongError(
+                f"the message does not fit the model's context: {used} prompt tokens "
+                f"(the message alone {last}) where at most {budget} fit, since the model "
+                f"reads {self.context_limit()} tokens and {self.answer_tokens()} are kept for "
+                "the answer; shorten the message"
             )
         return turns
 
@@ -412,9 +509,25 @@ class Session:
         log.info(text)
         self.notices.append(text)
 
+    def _cancel_streamer(self) -> Any:
+        """A streamer that only checks `should_stop` (None without one)."""
+        if self.should_stop is None:
+            return None
+        from radialog.chat.streaming import TextDeltaStreamer
+
+        return TextDeltaStreamer(self.model.codec, lambda _t: None, self.should_stop)
+
     def _generate(self, streamer: Any) -> str:
+        from radialog.chat.streaming import GenerationCancelled
+
+        if self.should_stop is not None and self.should_stop():
+            raise GenerationCancelled("generation cancelled")
         conv = self.conversation(self.fitted_turns())
         gen = self.options.kwargs()
+        if streamer is None:
+            streamer = self._cancel_streamer()
+        elif self.should_stop is not None and getattr(streamer, "should_stop", 0) is None:
+            streamer.should_stop = self.should_stop
         if streamer is not None:
             gen["streamer"] = streamer
         if self.options.do_sample and self.options.seed is not None:
@@ -427,12 +540,20 @@ class Session:
         self.last_completion_tokens = self._count(answer, prefix=False) + 1  # + EOS
         return answer
 
-    def prompt_budget(self) -> int:
-        """Tokens the prompt may use: max_context_tokens minus the answer, or the model's limit."""
+    def context_limit(self) -> int:
+        """Tokens the model reads (prompt + answer): max_context_tokens when set, never more
+        than the model's own limit (`config.llm.max_length`)."""
+        limit = _model_prompt_limit(self.model)
         if self.max_context_tokens is not None:
-            answer = self.options.max_new_tokens or int(self.model.config.max_new_tokens)
-            return max(1, self.max_context_tokens - answer)
-        return _model_prompt_limit(self.model)
+            limit = min(limit, self.max_context_tokens)
+        return limit
+
+    def answer_tokens(self) -> int:
+        return int(self.options.max_new_tokens or self.model.config.max_new_tokens)
+
+    def prompt_budget(self) -> int:
+        """Tokens the prompt may use: the context limit minus room for the answer."""
+        return max(1, self.context_limit() - self.answer_tokens())
 
     def _count(self, text: str, prefix: bool = True) -> int:
         return count_tokens(self.model, text, prefix=prefix)
@@ -463,7 +584,17 @@ def check_correction(
     remove: list[str],
     label_report: Any,
 ) -> CorrectionResult:
-    """Compare the labeler's reading of the report before and after a correction."""
+    """Compare the labeler's reading of the report before and after a correction. An answer
+    that is not a report (`looks_like_report`) changes nothing: `replaced` is False."""
+    if not looks_like_report(new):
+        return CorrectionResult(
+            previous,
+            previous,
+            prompt,
+            added={label: False for label in add},
+            removed={label: False for label in remove},
+            answer=new,
+        )
     before = label_report(previous).labels
     after = label_report(new).labels
     added = {label: after.get(label) == 1 for label in add}
@@ -475,7 +606,34 @@ def check_correction(
         a, b = _state(before.get(label)), _state(after.get(label))
         if a != b:
             other[label] = (a, b)
-    return CorrectionResult(new, previous, prompt, added, removed, other)
+    return CorrectionResult(new, previous, prompt, added, removed, other, answer=new, replaced=True)
+
+
+# Words that chest X-ray reports use and short answers rarely do.
+_REPORT_WORDS = re.compile(
+    r"\b(lungs?|heart|cardi\w*|pleura\w*|mediastin\w*|pneumothora\w*|effusions?|opacit\w*|"
+    r"consolidat\w*|atelecta\w*|edema|oedema|pneumonia|thora\w*|chest|hil(?:a|um|ar)\w*|"
+    r"diaphragm\w*|costophrenic|osseous|bony|bones?|silhouette|airspace|nodul\w*|tubes?|"
+    r"catheters?|pacemaker|fractures?|aort\w*|vascula\w*|acute)\b",
+    re.I,
+)
+_SHORT_ANSWER = re.compile(r"^\s*(yes|no|maybe|ok(ay)?|sure|correct)\s*([,.!;:]|$)", re.I)
+
+
+def looks_like_report(text: str) -> bool:
+    """Is a correction's answer a report (it may replace the report)? Not when it is empty,
+    a few words, a yes/no answer ("yes", "No, ...") or says nothing a chest X-ray report
+    says. Reports that start "No pneumothorax ..." still count."""
+    text = (text or "").strip()
+    if len(text.split()) < 3 or _SHORT_ANSWER.match(text):
+        return False
+    return bool(_REPORT_WORDS.search(text))
+
+
+def _repeats(answer: str, report: str) -> bool:
+    """The answer is the report again (or most of it): a question answered with the report."""
+    a, r = " ".join(answer.lower().split()), " ".join(report.lower().split())
+    return len(r) > 40 and (r in a or (len(a) >= 0.8 * len(r) and a[: len(r) // 2] in r))
 
 
 def count_tokens(model: Any, text: str, prefix: bool = True) -> int:
@@ -491,6 +649,16 @@ def _state(value: int | None) -> str:
 def _model_prompt_limit(model: Any) -> int:
     """The model's own prompt limit (it left-truncates longer prompts)."""
     return int(model.config.llm.max_length)
+
+
+def model_thresholds(model: Any) -> dict[str, float]:
+    """Per-label thresholds of the findings classifier (a finding above its threshold is
+    given to the report prompt)."""
+    values = getattr(model, "thresholds", None)
+    if values is None:
+        return {}
+    values = values.tolist() if hasattr(values, "tolist") else list(values)
+    return {k: round(float(v), 4) for k, v in zip(CHEXPERT_LABELS, values, strict=False)}
 
 
 def _model_name(model: Any) -> str:

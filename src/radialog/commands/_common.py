@@ -37,6 +37,17 @@ def add_threads_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_repair_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--no-repair",
+        dest="repair",
+        action="store_false",
+        help="do not repair a report that disagrees with its findings list (by default the "
+        "labeler checks every report and one correction turn repairs it; the check is "
+        "still shown)",
+    )
+
+
 def add_max_new_tokens_argument(
     parser: argparse.ArgumentParser, default: int | None = None, help: str = "answer length cap"
 ) -> None:

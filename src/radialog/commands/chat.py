@@ -16,6 +16,7 @@ from radialog.commands._common import (
     add_max_new_tokens_argument,
     add_model_argument,
     add_penalty_arguments,
+    add_repair_argument,
     load_model,
 )
 
@@ -32,6 +33,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--seed", type=int, default=None, help="with --sample: reproducible answers"
     )
     add_penalty_arguments(parser)
+    add_repair_argument(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -49,7 +51,13 @@ def run(args: argparse.Namespace) -> int:
         frequency_penalty=args.frequency_penalty,
         presence_penalty=args.presence_penalty,
     )
-    session = Session(model, xray, max_context_tokens=args.max_context_tokens, options=options)
+    session = Session(
+        model,
+        xray,
+        max_context_tokens=args.max_context_tokens,
+        options=options,
+        repair=args.repair,
+    )
     return ChatLoop(session, sys.stdin, sys.stdout).run()
 
 
@@ -69,8 +77,11 @@ class ChatLoop:
         self.session.analyse()
         self._write(self._findings_block())
         self._write("\nReport:\n")
-        self.session.report(self._streamer())
-        self._write("\n\nAsk a question or type /help.\n")
+        streamer = self._streamer()
+        report = self.session.report(streamer)
+        self._write("\n")
+        self._write(self._consistency_block(report, streamer.emitted))
+        self._write("\nAsk a question or type /help.\n")
         while True:
             line = self._read()
             if line is None:
@@ -112,6 +123,8 @@ class ChatLoop:
             self._write("\n")
             if reply.correction is not None:
                 self._write(reply.correction.summary() + "\n")
+                if reply.correction.replaced:
+                    self._write("(this is now the report; /save keeps the original too)\n")
             for notice in self.session.notices:
                 self._write(f"(note: {notice})\n")
             self.session.notices.clear()
@@ -127,10 +140,27 @@ class ChatLoop:
         return TextDeltaStreamer(self.session.model.codec, self._write)
 
     def _findings_block(self) -> str:
-        lines = ["Findings (classifier probability, * = given to the report prompt):"]
-        for label, p in self.session.findings.items():
-            mark = "*" if label in self.session.predicted else " "
-            lines.append(f"  {mark} {label:<28} {p:5.2f}")
+        from radialog.chat.session import model_thresholds
+        from radialog.commands.report import format_findings
+
+        lines = format_findings(
+            self.session.findings, self.session.predicted, model_thresholds(self.session.model)
+        )
+        return "\n".join(lines) + "\n"
+
+    def _consistency_block(self, report: str, streamed: str) -> str:
+        """The check of the report; when a repair replaced the streamed first draft, the
+        report that counts (the dialog continues from it)."""
+        check = self.session.consistency
+        if check is None:
+            return ""
+        lines = [f"(consistency check: {check.summary()})"]
+        if check.repaired and report != streamed:
+            lines += [
+                "",
+                "Report after the automatic repair (--no-repair keeps the draft):",
+                report,
+            ]
         return "\n".join(lines) + "\n"
 
     def _read(self) -> str | None:

@@ -8,7 +8,12 @@ from __future__ import annotations
 import argparse
 import time
 
-from radialog.commands._common import add_max_new_tokens_argument, add_model_argument, load_model
+from radialog.commands._common import (
+    add_max_new_tokens_argument,
+    add_model_argument,
+    add_repair_argument,
+    load_model,
+)
 from radialog.commands.report import format_report
 
 FOLLOW_UPS = (
@@ -21,6 +26,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--image", default=None, help="X-ray to use instead of the bundled example")
     add_model_argument(parser)
     add_max_new_tokens_argument(parser, default=120)
+    add_repair_argument(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -45,7 +51,12 @@ def run(args: argparse.Namespace) -> int:
             "NOTE: no trained weights found for this model: running the UNTRAINED default "
             "assembly, so the text below is not meaningful."
         )
-    session = Session(model, image, options=GenerationOptions(max_new_tokens=args.max_new_tokens))
+    session = Session(
+        model,
+        image,
+        options=GenerationOptions(max_new_tokens=args.max_new_tokens),
+        repair=args.repair,
+    )
     start = time.perf_counter()
     session.report()
     print()
@@ -55,4 +66,7 @@ def run(args: argparse.Namespace) -> int:
         start = time.perf_counter()
         answer = session.ask(question)
         print(f"\nUSER: {question}\nRADIALOG: {answer}  ({time.perf_counter() - start:.1f} s)")
+        for notice in session.notices:
+            print(f"(note: {notice})")
+        session.notices.clear()
     return 0

@@ -10,6 +10,7 @@ from radialog.commands._common import (
     add_max_new_tokens_argument,
     add_model_argument,
     add_penalty_arguments,
+    add_repair_argument,
     load_model,
 )
 
@@ -20,6 +21,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     add_max_new_tokens_argument(parser, help="generation length cap")
     add_penalty_arguments(parser)
+    add_repair_argument(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -35,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
         frequency_penalty=args.frequency_penalty,
         presence_penalty=args.presence_penalty,
     )
-    report = model.generate_report(xray, **options.kwargs())
+    report = model.generate_report(xray, check=True, repair=args.repair, **options.kwargs())
     payload = report.to_dict()
     if args.json:
         json.dump(payload, sys.stdout, indent=2)
@@ -45,12 +47,58 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def format_findings(
+    findings: dict[str, float], predicted: list[str], thresholds: dict[str, float]
+) -> list[str]:
+    """The findings table: probability, the label's threshold, * when given to the prompt."""
+    lines = ["Findings (probability, threshold; * = given to the report prompt):"]
+    for label, prob in findings.items():
+        mark = "*" if label in predicted else " "
+        limit = thresholds.get(label)
+        cut = f"  (threshold {limit:.2f})" if limit is not None else ""
+        lines.append(f"  {mark} {label:<28} {prob:5.2f}{cut}")
+    return lines
+
+
+def format_consistency(consistency: dict | None) -> list[str]:
+    """The consistency check of a report dict, for people: one summary line, the evidence
+    of disagreements, and the first draft when an automatic repair replaced it."""
+    if not consistency:
+        return []
+    from radialog.consistency import Consistency, Statement
+
+    check = Consistency(
+        listed=consistency["listed"],
+        stated=[Statement(s["label"], tuple(s["evidence"])) for s in consistency["stated"]],
+        omitted=[Statement(s["label"], tuple(s["evidence"])) for s in consistency["omitted"]],
+        unsupported=[
+            Statement(s["label"], tuple(s["evidence"])) for s in consistency["unsupported"]
+        ],
+        repaired=consistency["repaired"],
+    )
+    lines = [f"Consistency check: {check.summary()}"]
+    for s in check.unsupported:
+        if s.evidence:
+            lines.append(f'  unlisted {s.label}: "{" ".join(s.evidence)}"')
+    if consistency["repaired"]:
+        lines += [
+            "  The first draft disagreed with the findings list and was repaired automatically "
+            "(--no-repair keeps the first draft). First draft:",
+            f"  {consistency['original_report']}",
+        ]
+    lines += [f"  note: {n}" for n in consistency.get("notes", [])]
+    return lines
+
+
 def format_report(payload: dict) -> str:
     """Human-readable rendering of a report dict (the `--json` shape)."""
-    lines = [f"Model: {payload['model']}", "", "Findings (probability):"]
-    predicted = set(payload["predicted"])
-    for label, prob in payload["findings"].items():
-        mark = "*" if label in predicted else " "
-        lines.append(f"  {mark} {label:<28} {prob:5.2f}")
-    lines += ["", "Report:", f"  {payload['report']}", "", payload["disclaimer"]]
+    lines = [f"Model: {payload['model']}", ""]
+    lines += format_findings(
+        payload["findings"], payload["predicted"], payload.get("thresholds") or {}
+    )
+    lines += ["", "Report:", f"  {payload['report']}"]
+    consistency = format_consistency(payload.get("consistency"))
+    if consistency:
+        lines += ["", *consistency]
+    lines += ["", payload["disclaimer"]]
     return "\n".join(lines)

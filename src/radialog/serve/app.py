@@ -3,8 +3,9 @@
 Endpoints (see /docs for the schema):
 - `POST /v1/chat/completions`: OpenAI chat format, optional SSE streaming; the mapping of
   messages onto RaDialog's dialog is described in `radialog.serve.chat_api`.
-- `POST /v1/reports`: multipart upload of one PNG/JPEG/DICOM -> the `radialog report --json`
-  object (+ `image`, the preprocessed PNG, with `include_image=true`).
+- `POST /v1/reports`: multipart upload of one PNG/JPEG/DICOM in the form field `file` (or
+  `image`) -> the `radialog report --json` object, consistency check included (+ `image`,
+  the preprocessed PNG, with `include_image=true`; `repair=false` keeps the first draft).
 - `GET /v1/models`, `GET /healthz`, and the web page at `/`.
 
 Model calls run in worker threads behind `ModelRunner` (bounded concurrency + queue, 503
@@ -26,18 +27,25 @@ from contextlib import asynccontextmanager
 from importlib import resources
 from typing import Any
 
-from fastapi import Depends, FastAPI, File, Query, Request, UploadFile
+from fastapi import Depends, FastAPI, File, Form, Query, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from radialog import DISCLAIMER, __version__
-from radialog.chat.session import GenerationOptions, Session
+from radialog.chat.session import GenerationOptions, PromptTooLongError, Session
 from radialog.chat.streaming import GenerationCancelled, TextDeltaStreamer
 from radialog.errors import RadialogError
 from radialog.serve import images
-from radialog.serve.chat_api import ChatOutcome, ParsedChat, options_for, parse_messages, run_chat
+from radialog.serve.chat_api import (
+    ChatOutcome,
+    ParsedChat,
+    check_message_length,
+    options_for,
+    parse_messages,
+    run_chat,
+)
 from radialog.serve.errors import ApiError, error_body
 from radialog.serve.limits import BodySizeLimitMiddleware, CancelToken, ModelRunner
 from radialog.serve.schemas import (
@@ -56,9 +64,14 @@ log = logging.getLogger(__name__)
 
 _ERR = {"model": ErrorResponse}
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
-    400: {**_ERR, "description": "invalid request (message order, bad data URI, bad command)"},
+    400: {
+        **_ERR,
+        "description": "invalid request (message order, bad data URI, bad command, message "
+        "longer than the model's context: code context_length_exceeded)",
+    },
     401: {**_ERR, "description": "missing or wrong API key (when the server has one)"},
-    413: {**_ERR, "description": "image or request body over the size limit"},
+    404: {**_ERR, "description": "unknown model (code model_not_found)"},
+    413: {**_ERR, "description": "image (bytes or pixels) or request body over the limit"},
     415: {**_ERR, "description": "not a PNG, JPEG or DICOM image"},
     422: {**_ERR, "description": "malformed request or unreadable (corrupt) image"},
     503: {
@@ -145,24 +158,51 @@ def create_app(model: Any, settings: ServeSettings | None = None) -> FastAPI:
         | {400: ERROR_RESPONSES[400]},
     )
     async def create_report(
-        file: UploadFile = File(description="chest X-ray: PNG, JPEG or DICOM"),  # noqa: B008
+        file: UploadFile | None = File(  # noqa: B008
+            None, description="chest X-ray: PNG, JPEG or DICOM (the form field `file`)"
+        ),
+        image: UploadFile | None = File(  # noqa: B008
+            None, description="the same, under the other common field name `image`"
+        ),
         include_image: bool = Query(False, description="add the preprocessed PNG as a data URI"),
         max_tokens: int | None = Query(None, ge=1, le=MAX_TOKENS_LIMIT),
+        repair: bool | None = Query(
+            None,
+            description="repair a report that disagrees with its findings list (default: the "
+            "server's setting); also accepted as a form field",
+        ),
+        repair_field: bool | None = Form(None, alias="repair", include_in_schema=False),
     ) -> ReportResponse:
-        data = await file.read()
-        await file.close()
+        uploads = [u for u in (file, image) if u is not None]
+        if len(uploads) != 1:
+            raise ApiError(
+                422,
+                "send exactly one X-ray as a multipart/form-data file field named 'file' "
+                "(or 'image'), e.g. curl -F file=@chest.png .../v1/reports",
+                "missing_file" if not uploads else "too_many_files",
+                "file",
+            )
+        upload = uploads[0]
+        param = "file" if upload is file else "image"
+        data = await upload.read()
+        await upload.close()
         if len(data) > settings.max_upload_bytes:
             raise ApiError(
-                413, images._too_big(settings.max_upload_bytes), "image_too_large", "file"
+                413, images._too_big(settings.max_upload_bytes), "image_too_large", param
             )
-        xray = await asyncio.to_thread(images.load_image, data, param="file")
+        xray = await asyncio.to_thread(
+            images.load_image, data, param=param, max_pixels=settings.max_pixels
+        )
         options = GenerationOptions(
             max_new_tokens=min(max_tokens or settings.max_new_tokens, settings.max_new_tokens)
         )
         token = CancelToken()
+        do_repair = next((r for r in (repair, repair_field) if r is not None), settings.repair)
 
         def work() -> dict[str, Any]:
-            session = Session(model, xray, options=options)
+            session = Session(
+                model, xray, options=options, repair=do_repair, should_stop=lambda: token.cancelled
+            )
             streamer = TextDeltaStreamer(model.codec, lambda _t: None, lambda: token.cancelled)
             session.report(streamer)
             out = dict(session.report_data or {})
@@ -190,7 +230,21 @@ def create_app(model: Any, settings: ServeSettings | None = None) -> FastAPI:
         },
     )
     async def chat_completions(req: ChatCompletionRequest) -> Any:
+        if req.model is not None and req.model not in (model_name, "radialog"):
+            raise ApiError(
+                404,
+                f"The model `{req.model}` does not exist: this server runs `{model_name}` "
+                "(GET /v1/models lists it)",
+                "model_not_found",
+                "model",
+                type="invalid_request_error",
+            )
         chat = parse_messages(req)
+        options = options_for(req, settings.max_new_tokens, settings.max_new_tokens)
+        limit = int(model.config.llm.max_length)
+        if settings.max_context_tokens is not None:
+            limit = min(limit, settings.max_context_tokens)
+        await asyncio.to_thread(check_message_length, model, chat, options, limit)
         xray = None
         if chat.image_url is not None:
             data = images.decode_image_url(
@@ -199,9 +253,12 @@ def create_app(model: Any, settings: ServeSettings | None = None) -> FastAPI:
                 param=chat.image_param or "image_url",
             )
             xray = await asyncio.to_thread(
-                images.load_image, data, param=chat.image_param or "image_url"
+                images.load_image,
+                data,
+                param=chat.image_param or "image_url",
+                max_pixels=settings.max_pixels,
             )
-        options = options_for(req, settings.max_new_tokens, settings.max_new_tokens)
+        repair = settings.repair if req.repair is None else req.repair
         completion_id = "chatcmpl-" + uuid.uuid4().hex[:24]
         if req.stream:
             include_usage = bool(req.stream_options and req.stream_options.include_usage)
@@ -215,9 +272,10 @@ def create_app(model: Any, settings: ServeSettings | None = None) -> FastAPI:
                 completion_id,
                 model_name,
                 include_usage,
+                repair,
             )
         token = CancelToken()
-        work = _chat_work(model, chat, xray, options, settings, token)
+        work = _chat_work(model, chat, xray, options, settings, token, repair=repair)
         outcome = await _run(runner, work, settings, token)
         return ChatCompletion(
             id=completion_id,
@@ -254,6 +312,8 @@ def _chat_work(
     settings: ServeSettings,
     token: CancelToken,
     on_text: Callable[[str], None] | None = None,
+    *,
+    repair: bool = True,
 ) -> Callable[[], ChatOutcome]:
     """The blocking model call of one chat completion, to run on the model thread."""
 
@@ -266,6 +326,7 @@ def _chat_work(
             max_context_tokens=settings.max_context_tokens,
             on_text=on_text,
             should_stop=lambda: token.cancelled,
+            repair=repair,
         )
 
     return work
@@ -278,6 +339,8 @@ async def _run(runner: ModelRunner, work: Any, settings: ServeSettings, token: C
         raise _timeout(settings) from None
     except ApiError:
         raise
+    except PromptTooLongError as exc:
+        raise ApiError(400, str(exc), "context_length_exceeded", "messages") from None
     except RadialogError as exc:
         raise ApiError(400, str(exc), "invalid_request") from None
 
@@ -306,6 +369,11 @@ def _extras(outcome: ChatOutcome) -> dict[str, Any]:
         "predicted": outcome.predicted,
         "dropped_turns": outcome.dropped_turns,
         "correction": outcome.correction,
+        "report": outcome.report,
+        "original_report": outcome.original_report,
+        "consistency": outcome.consistency,
+        "thresholds": outcome.thresholds,
+        "notices": outcome.notices,
         "disclaimer": DISCLAIMER,
     }
 
@@ -320,6 +388,7 @@ def _stream_chat(
     completion_id: str,
     model_name: str,
     include_usage: bool,
+    repair: bool = True,
 ) -> StreamingResponse:
     """Server-sent events in OpenAI's chunk format. Admission (503) happens before the
     response starts; errors after that arrive as an `error` event before `[DONE]`."""
@@ -330,7 +399,7 @@ def _stream_chat(
     def on_text(delta: str) -> None:
         loop.call_soon_threadsafe(queue.put_nowait, ("delta", delta))
 
-    work = _chat_work(model, chat, xray, options, settings, token, on_text)
+    work = _chat_work(model, chat, xray, options, settings, token, on_text, repair=repair)
     fut = runner.submit(work)  # raises the 503 while we can still send a status code
     fut.add_done_callback(lambda _f: loop.call_soon_threadsafe(queue.put_nowait, ("done", "")))
     created = int(time.time())
@@ -376,6 +445,9 @@ def _stream_chat(
             yield f"data: {json.dumps(_timeout(settings).body())}\n\n"
         except ApiError as exc:
             yield f"data: {json.dumps(exc.body())}\n\n"
+        except PromptTooLongError as exc:
+            body = error_body(400, str(exc), "context_length_exceeded", "messages")
+            yield f"data: {json.dumps(body)}\n\n"
         except RadialogError as exc:
             yield f"data: {json.dumps(error_body(400, str(exc), 'invalid_request'))}\n\n"
         except Exception:
@@ -403,6 +475,18 @@ def _install_error_handlers(app: FastAPI) -> None:
     async def validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = exc.errors()
         first = errors[0] if errors else {}
+        if first.get("type") == "json_invalid":
+            where = [p for p in first.get("loc", ()) if p != "body"]
+            at = f" at character {where[0]}" if where else ""
+            reason = str((first.get("ctx") or {}).get("error", "")).strip()
+            msg = (
+                f"the request body is not valid JSON{at}"
+                + (f" ({reason.lower()})" if reason else "")
+                + ": send one JSON object, e.g. "
+                '{"messages": [{"role": "user", "content": "..."}]}, with '
+                "Content-Type: application/json"
+            )
+            return JSONResponse(error_body(422, msg, "invalid_json"), status_code=422)
         loc = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
         msg = (
             f"{loc}: {first.get('msg', 'invalid value')}"

@@ -28,7 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from radialog.chat.session import GenerationOptions, Session
+from radialog.chat.session import GenerationOptions, Session, count_tokens, model_thresholds
 from radialog.chat.streaming import TextDeltaStreamer
 from radialog.imaging.io import XRay
 from radialog.serve.errors import ApiError
@@ -60,6 +60,11 @@ class ChatOutcome:
     predicted: list[str] | None
     dropped_turns: int
     correction: dict[str, Any] | None
+    report: str | None = None  # the current report after this turn
+    original_report: str | None = None
+    consistency: dict[str, Any] | None = None  # of a report generated in this request
+    thresholds: dict[str, float] | None = None
+    notices: list[str] = field(default_factory=list)
 
 
 def parse_messages(req: ChatCompletionRequest) -> ParsedChat:
@@ -140,6 +145,31 @@ def options_for(req: ChatCompletionRequest, default_max: int, cap: int) -> Gener
     )
 
 
+def check_message_length(model: Any, chat: ParsedChat, options: GenerationOptions, limit: int):
+    """400 (`context_length_exceeded`) when the last message alone, plus room for the answer,
+    exceeds the model's context: refused before the request waits for the model. Longer
+    history is dropped later, turn by turn (with a notice), by the session."""
+    text = chat.turns[-1][1]
+    answer = int(options.max_new_tokens or model.config.max_new_tokens)
+    room = max(1, limit - answer)
+    # No token is this long on average: refuse a huge message without tokenizing it.
+    if len(text) > 32 * limit:
+        size = f"{len(text):,} characters"
+    else:
+        tokens = count_tokens(model, text, prefix=False)
+        if tokens <= room:
+            return
+        size = f"{tokens:,} tokens"
+    raise ApiError(
+        400,
+        f"the last message is {size} long; the model reads at most {limit} tokens "
+        f"(prompt + answer; {answer} are kept for the answer, and the report takes part of "
+        "the rest): shorten it",
+        "context_length_exceeded",
+        "messages",
+    )
+
+
 def run_chat(
     model: Any,
     chat: ParsedChat,
@@ -149,9 +179,17 @@ def run_chat(
     max_context_tokens: int | None,
     on_text: Callable[[str], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
+    repair: bool = True,
 ) -> ChatOutcome:
     """Rebuild the dialog from the messages and answer the last one (runs in a worker thread)."""
-    session = Session(model, xray, max_context_tokens=max_context_tokens, options=options)
+    session = Session(
+        model,
+        xray,
+        max_context_tokens=max_context_tokens,
+        options=options,
+        repair=repair,
+        should_stop=should_stop,
+    )
     streamer = TextDeltaStreamer(model.codec, on_text or (lambda _t: None), should_stop)
     turns = list(chat.turns)
     final_text = turns[-1][1]
@@ -192,4 +230,10 @@ def _outcome(
         predicted=list(session.predicted) if session.has_image else None,
         dropped_turns=session.dropped_turns,
         correction=correction,
+        report=session.current_report,
+        original_report=session.original_report,
+        consistency=None if session.consistency is None else session.consistency.to_dict(),
+        thresholds=(session.report_data or {}).get("thresholds")
+        or (model_thresholds(session.model) if session.has_image else None),
+        notices=list(session.notices),
     )

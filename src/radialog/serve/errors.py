@@ -30,21 +30,23 @@ class ApiError(Exception):
     code: str
     param: str | None = None
     headers: dict[str, str] = field(default_factory=dict)
+    type: str | None = None  # OpenAI's error type, when not the status's usual one
 
     def __str__(self) -> str:
         return self.message
 
     def body(self) -> dict:
-        return error_body(self.status, self.message, self.code, self.param)
+        return error_body(self.status, self.message, self.code, self.param, self.type)
 
 
-def error_body(status: int, message: str, code: str, param: str | None = None) -> dict:
+def error_body(
+    status: int, message: str, code: str, param: str | None = None, type: str | None = None
+) -> dict:
     return {
         "error": {
             "message": message,
-            "type": _TYPES.get(
-                status, "server_error" if status >= 500 else "invalid_request_error"
-            ),
+            "type": type
+            or _TYPES.get(status, "server_error" if status >= 500 else "invalid_request_error"),
             "code": code,
             "param": param,
         }

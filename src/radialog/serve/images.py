@@ -11,6 +11,7 @@ import base64
 import binascii
 import io
 import re
+import struct
 
 from PIL import Image
 
@@ -76,8 +77,79 @@ def decode_image_url(url: str, *, max_bytes: int, param: str) -> bytes:
     return data
 
 
-def load_image(data: bytes, *, param: str = "image") -> XRay:
-    """Decode uploaded bytes into an XRay; 400 empty, 415 wrong format, 422 corrupt."""
+def image_size(data: bytes, fmt: str) -> tuple[int, int, int] | None:
+    """(width, height, frames) from the file header, without decoding the pixels; None when
+    the header cannot be read (decoding then reports the problem)."""
+    try:
+        if fmt == "png":
+            if data[12:16] != b"IHDR":
+                return None
+            width, height = struct.unpack(">II", data[16:24])
+            return width, height, 1
+        if fmt == "jpeg":
+            return _jpeg_size(data)
+        if fmt == "dicom":
+            import pydicom
+
+            # Only the three size tags are parsed: no patient data is read into memory.
+            ds = pydicom.dcmread(
+                io.BytesIO(data),
+                stop_before_pixels=True,
+                specific_tags=["Rows", "Columns", "NumberOfFrames"],
+            )
+            rows, cols = ds.get("Rows"), ds.get("Columns")
+            if rows is None or cols is None:
+                return None
+            return int(cols), int(rows), int(ds.get("NumberOfFrames", 1) or 1)
+    except Exception:  # noqa: BLE001 - a malformed header is for the decoder to report
+        return None
+    return None
+
+
+def _jpeg_size(data: bytes) -> tuple[int, int, int] | None:
+    """Width and height from a JPEG's start-of-frame segment."""
+    i, n = 2, len(data)
+    while i + 4 <= n:
+        if data[i] != 0xFF:
+            return None
+        marker = data[i + 1]
+        if marker == 0xFF:  # fill byte
+            i += 1
+            continue
+        if marker in (0x01, *range(0xD0, 0xD9)):  # no length field
+            i += 2
+            continue
+        (length,) = struct.unpack(">H", data[i + 2 : i + 4])
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
+            height, width = struct.unpack(">HH", data[i + 5 : i + 9])
+            return width, height, 1
+        if marker == 0xDA:  # start of scan before any frame header
+            return None
+        i += 2 + length
+    return None
+
+
+def check_pixels(data: bytes, fmt: str, max_pixels: int, param: str) -> None:
+    """413 when the header says the image has more pixels than `max_pixels`."""
+    size = image_size(data, fmt)
+    if size is None:
+        return
+    width, height, frames = size
+    if width * height * frames > max_pixels:
+        frames_text = f" x {frames} frames" if frames > 1 else ""
+        raise ApiError(
+            413,
+            f"the image is {width} x {height} pixels{frames_text}, more than the server's "
+            f"limit of {max_pixels / 1e6:g} megapixels (a chest X-ray needs at most about "
+            "4,300 x 3,500); downscale it",
+            "image_too_many_pixels",
+            param,
+        )
+
+
+def load_image(data: bytes, *, param: str = "image", max_pixels: int | None = None) -> XRay:
+    """Decode uploaded bytes into an XRay; 400 empty, 415 wrong format, 413 more pixels than
+    `max_pixels` (read from the header, before decoding), 422 corrupt."""
     if not data:
         raise ApiError(
             400, f"the image is empty (0 bytes); send a {ACCEPTED} file", "empty_image", param
@@ -91,6 +163,8 @@ def load_image(data: bytes, *, param: str = "image") -> XRay:
             "unsupported_media_type",
             param,
         )
+    if max_pixels is not None:
+        check_pixels(data, fmt, max_pixels, param)
     try:
         return read_xray(data)
     except InvalidImageError as exc:
@@ -127,7 +201,9 @@ def _too_big(max_bytes: int) -> str:
 
 __all__ = [
     "ACCEPTED",
+    "check_pixels",
     "decode_image_url",
+    "image_size",
     "load_image",
     "preview_png",
     "png_data_uri",

@@ -58,6 +58,11 @@ class ChatCompletionRequest(BaseModel):
     seed: int | None = None
     frequency_penalty: float | None = Field(default=None, ge=-2, le=2)
     presence_penalty: float | None = Field(default=None, ge=-2, le=2)
+    repair: bool | None = Field(
+        default=None,
+        description="radialog: repair a generated report that disagrees with its findings "
+        "list (default: the server's setting, on unless started with --no-repair)",
+    )
 
 
 class Usage(BaseModel):
@@ -78,13 +83,42 @@ class Choice(BaseModel):
 
 
 class CorrectionInfo(BaseModel):
-    report: str
+    report: str = Field(
+        description="the report after this turn (the previous one when the answer was not a report)"
+    )
     prompt: str | None
     added: dict[str, bool]
     removed: dict[str, bool]
     other_changes: dict[str, list[str]]
     applied: bool
     kept_old: bool
+    answer: str | None = Field(default=None, description="what the model answered")
+    replaced: bool = Field(
+        default=False, description="the answer is a report and replaced the previous one"
+    )
+    previous_report: str | None = None
+
+
+class StatementInfo(BaseModel):
+    label: str
+    evidence: list[str] = Field(description="the report sentences that decided it")
+
+
+class ConsistencyInfo(BaseModel):
+    """The labeler's check of a generated report against the findings list it was written
+    from (`radialog.consistency`)."""
+
+    consistent: bool
+    listed: list[str] = Field(description="findings given to the report prompt")
+    stated: list[StatementInfo] = Field(description="listed findings the report states")
+    omitted: list[StatementInfo] = Field(description="listed findings the report does not state")
+    unsupported: list[StatementInfo] = Field(
+        description="findings the report asserts that are not listed"
+    )
+    repaired: bool = Field(description="an automatic repair replaced the first draft")
+    original_report: str | None = Field(description="the first draft, when repaired")
+    repair_request: str | None = None
+    notes: list[str] = Field(default_factory=list)
 
 
 class RadialogInfo(BaseModel):
@@ -95,6 +129,19 @@ class RadialogInfo(BaseModel):
     predicted: list[str] | None = None
     dropped_turns: int = 0
     correction: CorrectionInfo | None = None
+    report: str | None = Field(
+        default=None, description="the current report after this turn (image dialogs)"
+    )
+    original_report: str | None = Field(
+        default=None, description="the report the dialog started from, before corrections"
+    )
+    consistency: ConsistencyInfo | None = Field(
+        default=None, description="the check of a report generated for this request"
+    )
+    thresholds: dict[str, float] | None = None
+    notices: list[str] = Field(
+        default_factory=list, description="e.g. older turns left out, an empty answer"
+    )
     disclaimer: str
 
 
@@ -112,11 +159,16 @@ class ReportResponse(BaseModel):
     """Same shape as `radialog report --json`, plus the preview image when asked for."""
 
     findings: dict[str, float]
+    thresholds: dict[str, float] = Field(
+        default_factory=dict,
+        description="per-label classifier thresholds: findings above them are `predicted`",
+    )
     predicted: list[str]
     report: str
     model: str
     disclaimer: str
     timings: dict[str, float]
+    consistency: ConsistencyInfo | None = None
     image: str | None = Field(
         default=None, description="preprocessed 8-bit PNG as a data URI (include_image=true)"
     )

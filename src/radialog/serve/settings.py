@@ -20,7 +20,13 @@ class ServeSettings:
     queue_size: requests allowed to wait for a worker; beyond that the server answers 503.
     timeout_s: per-request limit, queue wait included; beyond it the server answers 504.
     max_new_tokens: default and upper bound for generated tokens per answer.
-    max_context_tokens: history budget per conversation (older turns are dropped).
+    max_context_tokens: history budget per conversation (older turns are dropped); never
+        more than the model's own context (`config.llm.max_length`).
+    max_pixels: largest image accepted, in pixels (width x height x frames), checked from the
+        file header before decoding. The default (25 MP, e.g. 5,000 x 5,000) fits the largest
+        real chest X-rays (about 4,300 x 3,500) with room to spare.
+    repair: repair generated reports that disagree with their findings list (a request may
+        turn it off with `"repair": false`).
     api_key: when set, every /v1 request needs `Authorization: Bearer <key>` or `X-API-Key`.
     """
 
@@ -30,6 +36,8 @@ class ServeSettings:
     timeout_s: float = 120.0
     max_new_tokens: int = 300
     max_context_tokens: int | None = None
+    max_pixels: int = 25_000_000
+    repair: bool = True
     api_key: str | None = field(default_factory=_env_api_key)
     model_name: str | None = None
 
@@ -42,6 +50,8 @@ class ServeSettings:
             raise ValueError("queue_size must be 0 or more")
         if self.timeout_s <= 0:
             raise ValueError("timeout_s must be positive")
+        if self.max_pixels < 1:
+            raise ValueError("max_pixels must be positive")
 
     @property
     def max_upload_bytes(self) -> int:
