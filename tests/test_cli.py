@@ -69,3 +69,37 @@ def test_a_native_crash_prints_what_crashed(tmp_path):
     assert proc.returncode != 0
     assert "Segmentation fault" in proc.stderr
     assert "crashing_command.py" in proc.stderr  # the Python frame that called into C
+
+
+def test_serve_help_shows_every_default(capsys):
+    with pytest.raises(SystemExit):
+        main(["serve", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    for flag, default in [
+        ("--max-upload-mb", "20.0"),
+        ("--max-pixels", "25000000"),
+        ("--max-concurrency", "1"),
+        ("--queue-size", "8"),
+        ("--timeout", "120.0"),
+        ("--max-new-tokens", "300"),
+        ("--port", "8000"),
+    ]:
+        after = out.rsplit(f"{flag} {flag.strip('-').replace('-', '_').upper()}", 1)[-1]
+        assert f"(default: {default})" in after.split(" --", 1)[0], flag
+
+
+def test_serve_flags_reach_the_server_settings(monkeypatch):
+    from types import SimpleNamespace
+
+    import uvicorn
+
+    from radialog.commands import serve
+
+    apps = []
+    monkeypatch.setattr(serve, "load_model", lambda args: SimpleNamespace(name="stub"))
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: apps.append(app))
+    assert main(["serve", "--no-repair", "--max-pixels", "1000"]) == 0
+    settings = apps[0].state.settings
+    assert settings.repair is False and settings.max_pixels == 1000
+    assert main(["serve"]) == 0
+    assert apps[1].state.settings.repair is True

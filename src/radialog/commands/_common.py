@@ -73,8 +73,9 @@ def add_max_context_tokens_argument(parser: argparse.ArgumentParser) -> None:
         "--max-context-tokens",
         type=int,
         default=None,
-        help="history budget per conversation (prompt + answer); older follow-ups are dropped "
-        "beyond it",
+        help="history budget per conversation (prompt + answer; default and upper bound: the "
+        "model's context, config llm.max_length); older follow-ups are dropped beyond it, a "
+        "message that does not fit is refused",
     )
 
 

@@ -10,6 +10,7 @@ from radialog.commands._common import (
     add_max_context_tokens_argument,
     add_max_new_tokens_argument,
     add_model_argument,
+    add_repair_argument,
     load_model,
 )
 
@@ -21,33 +22,56 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     defaults = ServeSettings()  # the limits' defaults live in ServeSettings only
     add_model_argument(parser)
-    parser.add_argument("--host", default="127.0.0.1", help="bind address (default: loopback only)")
-    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument(
+        "--host", default="127.0.0.1", help="bind address (default: %(default)s, loopback only)"
+    )
+    parser.add_argument("--port", type=int, default=8000, help="(default: %(default)s)")
     parser.add_argument(
         "--api-key",
         default=defaults.api_key,
-        help="require this key (Authorization: Bearer KEY); default env RADIALOG_API_KEY",
+        help="require this key (Authorization: Bearer KEY) (default: env RADIALOG_API_KEY, "
+        "else none)",
     )
     parser.add_argument(
         "--max-upload-mb",
         type=float,
         default=defaults.max_upload_mb,
-        help="largest image accepted",
+        help="largest image accepted, in MiB; then 413 (default: %(default)s)",
     )
     parser.add_argument(
-        "--max-concurrency", type=int, default=defaults.max_concurrency, help="model calls at once"
+        "--max-pixels",
+        type=int,
+        default=defaults.max_pixels,
+        help="largest image accepted, in pixels (width x height x frames, read from the file "
+        "header before decoding); then 413. The largest real chest X-rays have about "
+        "4,300 x 3,500 = 15 M (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--max-concurrency",
+        type=int,
+        default=defaults.max_concurrency,
+        help="model calls at once (default: %(default)s)",
     )
     parser.add_argument(
         "--queue-size",
         type=int,
         default=defaults.queue_size,
-        help="requests that may wait; then 503",
+        help="requests that may wait for the model; then 503 (default: %(default)s)",
     )
     parser.add_argument(
-        "--timeout", type=float, default=defaults.timeout_s, help="seconds per request; then 504"
+        "--timeout",
+        type=float,
+        default=defaults.timeout_s,
+        help="seconds per request, queue wait included; then 504 and generation stops "
+        "(default: %(default)s)",
     )
-    add_max_new_tokens_argument(parser, default=defaults.max_new_tokens)
+    add_max_new_tokens_argument(
+        parser,
+        default=defaults.max_new_tokens,
+        help="default and upper bound of generated tokens per answer (default: %(default)s)",
+    )
     add_max_context_tokens_argument(parser)
+    add_repair_argument(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -64,6 +88,8 @@ def run(args: argparse.Namespace) -> int:
             timeout_s=args.timeout,
             max_new_tokens=args.max_new_tokens,
             max_context_tokens=args.max_context_tokens,
+            max_pixels=args.max_pixels,
+            repair=args.repair,
             api_key=args.api_key or None,
         )
     except ValueError as exc:
