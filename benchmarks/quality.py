@@ -5,7 +5,14 @@ For each model spec it runs `radialog eval` (resumable: rerunning continues) on
     BLEU-4, ROUGE-L, BERTScore, and the findings classifier's macro AUROC / F1;
 (ii) IU X-ray test follow-ups on the real report text (no image): `text_correction` (success,
     took effect, nothing else changed) and `text_impression` (ROUGE-L);
-plus the constant normal-report baseline on (i). Prints one table and writes `quality.json`.
+(iii) findings-faithfulness (`radialog.evaluation.faithfulness`, in a worker process per model):
+    micro F1 between the prompt's findings list and the labeler's positives of the report on
+    (a) phantom-iu test (the classifier's list), (b) real IU test text without image (the real
+    report's labels as the list), (c) counterfactual lists on fixed images; the same after the
+    one-turn repair; binary QA agreement with the list; degeneration (reports repeating a
+    sentence, generated words outside the IU vocabulary);
+plus the constant normal-report baseline on (i) and (iii). Prints one table (a row per measure,
+a column per model, the target beside it) and writes `quality.json` / `quality.md`.
 
 Model specs: a model name (`radialog-mini`), a saved model directory, or `untrained:NAME` (the
 named config without trained weights: the base LLM with a zero LoRA, i.e. no fine-tuning).
@@ -28,6 +35,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+SHARED_IMAGES = REPO.parent / "shared" / "data" / "images"
 SPLIT_FILE = REPO.parent / "shared" / "data" / "iu" / "r2gen_annotation.json"
 CE = "ce_radialog_uncertain_negative/f1_macro/14"
 
@@ -44,6 +52,29 @@ COLUMNS: tuple[tuple[str, str, tuple[str, ...], float], ...] = (
     ("Corr unchanged", "text", ("text_correction", "metrics", "unchanged"), 100.0),
     ("Imp R-L", "text", ("text_impression", "metrics", "rouge_l"), 100.0),
 )
+
+
+# (row, source, path into the faithfulness summary, scale, target)
+FAITH_ROWS: tuple[tuple[str, tuple[str, ...], float, str], ...] = (
+    ("Faithfulness (a) phantom, classifier list", ("faithfulness_phantom",), 100.0, ">= 90"),
+    ("Faithfulness (b) IU text, real labels", ("faithfulness_text",), 100.0, ">= 90"),
+    ("Faithfulness (c) counterfactual lists", ("faithfulness_counterfactual",), 100.0, ">= 80"),
+    ("(a) with repair", ("faithfulness_phantom_repaired",), 100.0, ""),
+    ("(b) with repair", ("faithfulness_text_repaired",), 100.0, ""),
+    ("(c) with repair", ("faithfulness_counterfactual_repaired",), 100.0, ""),
+    ("Binary QA agrees with the list", ("qa_agreement",), 100.0, ">= 95"),
+    ("Reports repeating a sentence %", ("repeat_share",), 100.0, "<= 5"),
+    ("Words outside IU vocabulary %", ("oov_share",), 100.0, "<= 0.5"),
+)
+TARGETS = {
+    "CE F1": ">= 0.9 x Cls F1",
+    "Cls F1": ">= 60",
+    "Corr success": ">= 80",
+    "Corr unchanged": ">= 90",
+    "B-4": "no regression",
+    "R-L": "no regression",
+    "BS": "no regression",
+}
 
 
 def parse_spec(spec: str) -> tuple[str, list[str]]:
@@ -70,6 +101,25 @@ def run_eval(args: list[str], log: Path) -> float:
     return time.perf_counter() - t0
 
 
+def run_faith(spec: str, folder: Path, args: argparse.Namespace, log: Path) -> tuple[float, dict]:
+    """The faithfulness suite of one model in a worker process; (seconds, summary)."""
+    target = folder / "faithfulness.json"
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--faith-worker", spec, str(target)]
+    cmd += ["--faith-limit", str(args.faith_limit), "--cf-lists", str(args.cf_lists)]
+    cmd += ["--rg-tokens", str(args.rg_tokens), "--bootstrap", str(args.bootstrap)]
+    cmd += ["--split-file", args.split_file]
+    cmd += ["--threads", str(args.threads)] if args.threads else []
+    cmd += ["--no-repair"] if args.no_repair else []
+    t0 = time.perf_counter()
+    with open(log, "a", encoding="utf-8") as fh:
+        fh.write(" ".join(cmd) + "\n")
+        fh.flush()
+        done = subprocess.run(cmd, cwd=REPO, stdout=fh, stderr=subprocess.STDOUT)
+    if done.returncode != 0:
+        raise SystemExit(f"faithfulness worker failed ({done.returncode}); see {log}")
+    return time.perf_counter() - t0, json.loads(target.read_text())["summary"]
+
+
 def _get(metrics: dict, path: tuple[str, ...]) -> dict | None:
     node = metrics.get("tasks", {})
     for key in path:
@@ -86,6 +136,59 @@ def _cell(entry: dict | None, scale: float) -> str:
     if entry.get("ci_low") is not None and entry.get("ci_high") is not None:
         text += f" [{entry['ci_low'] * scale:.0f}-{entry['ci_high'] * scale:.0f}]"
     return text
+
+
+def counterfactual_images() -> list[Path]:
+    """Fixed images for the counterfactual lists: the bundled example and the shared real
+    radiographs (PNG/JPEG) when present."""
+    from radialog.imaging import example_image_path
+
+    images = [example_image_path()]
+    if SHARED_IMAGES.is_dir():
+        images += sorted(p for p in SHARED_IMAGES.iterdir() if p.suffix in {".png", ".jpg"})
+    # The bundled example is NIH 00000001_000 (also in the shared folder): keep it once.
+    return list({p.stem: p for p in images}.values())
+
+
+def faith_worker(args: argparse.Namespace) -> int:
+    """One model's faithfulness suite (run in its own process); writes a JSON summary."""
+    import torch
+
+    from radialog.data import load_dataset
+    from radialog.data.iu import IUXRay, read_reports, torchxrayvision_data_dir
+    from radialog.evaluation import faithfulness as F
+    from radialog.labeler import get_labeler
+    from radialog.model import RadialogModel
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    spec = args.faith_worker[0]
+    out = Path(args.faith_worker[1])
+    labeler = get_labeler("rules")
+    items = F.phantom_items(load_dataset("phantom-iu", "test", size=288), args.faith_limit)
+    if Path(args.split_file).is_file():
+        iu = IUXRay(split_file=args.split_file)
+        items += F.text_items(iu.studies("test"), args.faith_limit)
+    items += F.counterfactual_items(counterfactual_images(), args.cf_lists, seed=0)
+    if spec == "normal":
+        records = F.ConstantNormal().run(items, labeler)
+    else:
+        if spec.startswith("untrained:"):
+            model = RadialogModel.from_config(spec.split(":", 1)[1])
+        else:
+            model = RadialogModel.from_pretrained(spec)
+        model.eval()
+        records = F.run_model(
+            model, items, labeler, max_new_tokens=args.rg_tokens, repair=not args.no_repair
+        )
+    reports = read_reports(torchxrayvision_data_dir() / "NLMCXR_reports.tgz")
+    summary = F.summarize(records, F.iu_vocabulary(reports), samples=args.bootstrap)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(
+        json.dumps({"summary": summary, "records": [F.record_dict(r) for r in records]}, indent=1),
+        encoding="utf-8",
+    )
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -107,7 +210,20 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--meteor", action="store_true", help="also METEOR (needs Java)")
     p.add_argument("--no-baseline", action="store_true", help="skip the normal-report baseline")
     p.add_argument("--no-text", action="store_true", help="skip the IU text follow-ups")
+    p.add_argument(
+        "--faith-limit",
+        type=int,
+        default=None,
+        help="items per faithfulness kind (default: --limit)",
+    )
+    p.add_argument("--cf-lists", type=int, default=6, help="random lists per counterfactual image")
+    p.add_argument("--no-faith", action="store_true", help="skip the faithfulness suites")
+    p.add_argument("--no-repair", action="store_true", help="faithfulness without the repair turn")
+    p.add_argument("--faith-worker", nargs=2, metavar=("SPEC", "OUT"), help=argparse.SUPPRESS)
     args = p.parse_args(argv)
+    args.faith_limit = args.faith_limit or args.limit
+    if args.faith_worker:
+        return faith_worker(args)
 
     out = Path(args.out) / f"limit{args.limit}"
     out.mkdir(parents=True, exist_ok=True)
@@ -146,6 +262,11 @@ def main(argv: list[str] | None = None) -> int:
                 [*model_args, *text_args, *common, "--out", str(folder / "iu-text")], log
             )
             entry["text"] = json.loads((folder / "iu-text" / "metrics.json").read_text())
+        if not args.no_faith:
+            body = (
+                model_args[1] if model_args[-1] != "--untrained" else f"untrained:{model_args[1]}"
+            )
+            entry["seconds"]["faith"], entry["faith"] = run_faith(body, folder, args, log)
         rows[label] = entry
         print(f"{label}: done in {sum(entry['seconds'].values()):.0f} s", flush=True)
     if not args.no_baseline:
@@ -156,16 +277,25 @@ def main(argv: list[str] | None = None) -> int:
             "seconds": {"rg": secs},
             "rg": json.loads((folder / "metrics.json").read_text()),
         }
+        if not args.no_faith:
+            secs, rows["normal report"]["faith"] = run_faith("normal", folder, args, log)
+            rows["normal report"]["seconds"]["faith"] = secs
 
     table = {
         label: {col: _get(e.get(suite, {}), path) for col, suite, path, _ in COLUMNS}
         for label, e in rows.items()
     }
-    header = ["Model"] + [c[0] for c in COLUMNS]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for label, cells in table.items():
-        values = [_cell(cells[c[0]], c[3]) for c in COLUMNS]
-        lines.append("| " + " | ".join([label, *values]) + " |")
+    for label, e in rows.items():
+        for name, path, _, _ in FAITH_ROWS:
+            table[label][name] = e.get("faith", {}).get(path[0])
+    labels = list(rows)
+    lines = ["| Measure | target | " + " | ".join(labels) + " |", "|" + "---|" * (len(labels) + 2)]
+    for name, _, _, scale in COLUMNS:
+        cells = [_cell(table[lab][name], scale) for lab in labels]
+        lines.append(f"| {name} | {TARGETS.get(name, '')} | " + " | ".join(cells) + " |")
+    for name, _, scale, target in FAITH_ROWS:
+        cells = [_cell(table[lab][name], scale) for lab in labels]
+        lines.append(f"| {name} | {target} | " + " | ".join(cells) + " |")
     first = next(iter(rows.values()))
     n_rg = first["rg"]["tasks"]["rg"]["n"]
     text = first.get("text", {}).get("tasks", {})
@@ -173,13 +303,16 @@ def main(argv: list[str] | None = None) -> int:
     n_i = text.get("text_impression", {}).get("n", 0)
     print()
     print(
-        f"Quality (×100, 95% bootstrap CI in brackets): phantom-iu test RG n={n_rg} "
+        f"Quality (x100, 95% bootstrap CI in brackets): phantom-iu test RG n={n_rg} "
         f"(max {args.rg_tokens} new tokens); IU test text follow-ups: correction n={n_c}, "
-        f"impression n={n_i} (max {args.text_tokens} new tokens)"
+        f"impression n={n_i} (max {args.text_tokens} new tokens); faithfulness: "
+        f"{args.faith_limit} phantom + {args.faith_limit} IU text items, "
+        f"{args.cf_lists} random lists per counterfactual image"
     )
     print("\n".join(lines))
     summary = {
         "limit": args.limit,
+        "faith_limit": args.faith_limit,
         "rg_tokens": args.rg_tokens,
         "text_tokens": args.text_tokens,
         "models": {

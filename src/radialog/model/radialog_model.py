@@ -836,8 +836,14 @@ class RadialogModel(nn.Module):
             t2 = time.perf_counter()
             consistency = check_report(text, analysis.predicted, self.labeler)
             if repair and not consistency.consistent:
-                text, final, consistency = self._repair(
-                    final, analysis, consistency, max_new_tokens, do_sample, generation
+                text, final, consistency = self.repair_report(
+                    final,
+                    analysis.predicted,
+                    analysis.image_tokens,
+                    consistency,
+                    max_new_tokens=max_new_tokens,
+                    do_sample=do_sample,
+                    **generation,
                 )
             timings["check"] = time.perf_counter() - t2
         timings["total"] = time.perf_counter() - t0
@@ -852,29 +858,37 @@ class RadialogModel(nn.Module):
             thresholds=dict(zip(CHEXPERT_LABELS, self.thresholds.tolist(), strict=True)),
         )
 
-    def _repair(
+    def repair_report(
         self,
         conversation: Conversation,
-        analysis: ImageAnalysis,
-        first: Consistency,
-        max_new_tokens: int | None,
-        do_sample: bool,
-        generation: dict[str, Any],
+        findings: Sequence[str],
+        image_tokens: torch.Tensor | None = None,
+        first: Consistency | None = None,
+        *,
+        max_new_tokens: int | None = None,
+        do_sample: bool = False,
+        **generation: Any,
     ) -> tuple[str, Conversation, Consistency]:
-        """One correction turn for an inconsistent report; keeps the better of the two."""
+        """Check the report that ends `conversation` against `findings` and, if they disagree,
+        ask for one correction turn (`repair_instruction`) through this model.
+
+        Returns (report, conversation, consistency): the corrected report only if the labeler
+        finds it more consistent (then `consistency.repaired` and `original_report` are set and
+        the conversation's last turn is the corrected report), else the first draft unchanged."""
         draft = conversation.messages[-1].text
+        first = first or check_report(draft, findings, self.labeler)
         request = repair_instruction(first)
         if request is None:
             return draft, conversation, first
         asked = conversation.copy().add_user(request)
         fixed = self.generate(
             asked,
-            analysis.image_tokens,
+            image_tokens,
             max_new_tokens=max_new_tokens,
             do_sample=do_sample,
             **generation,
         ).strip()
-        second = check_report(fixed, analysis.predicted, self.labeler) if fixed else None
+        second = check_report(fixed, findings, self.labeler) if fixed else None
         if second is None or second.mismatches >= first.mismatches:
             first.repair_request = request
             first.notes.append(
