@@ -233,3 +233,18 @@ def test_save_refuses_a_missing_directory(model, scripted, tmp_path) -> None:
     with pytest.raises(InvalidInputError, match="does not exist"):
         s.to_markdown(tmp_path / "missing" / "x.md")
     assert not (tmp_path / "missing").exists()
+
+
+def test_demo_shows_the_check_and_honours_no_repair(model, scripted, monkeypatch, capsys) -> None:
+    from radialog.commands import demo
+
+    monkeypatch.setattr(demo, "load_model", lambda args: model)
+    scripted(DRAFT, REPAIRED, "No effusion.", "")
+    assert main(["demo"]) == 0
+    out = capsys.readouterr().out
+    assert f"Report:\n  {REPAIRED}" in out and "repaired automatically" in out
+    assert "(note: the model gave an empty answer" in out
+    asked = scripted(DRAFT, "No effusion.", "Normal chest.")
+    assert main(["demo", "--no-repair"]) == 0
+    out = capsys.readouterr().out
+    assert f"Report:\n  {DRAFT}" in out and "omits Cardiomegaly" in out and len(asked) == 3

@@ -1,6 +1,9 @@
 """The web page in real headless Chromium (Debian's /usr/bin/chromium via Playwright):
-upload an X-ray, get the report and findings, ask a question, correct, see a bad file
-rejected clearly. A screenshot is saved to the test's tmp dir."""
+upload an X-ray, get the report, findings with their thresholds and the consistency check
+(with the automatically repaired draft), ask a question, correct (a failed correction keeps
+the report), see a bad file rejected clearly; no console errors. A screenshot is saved to
+the test's tmp dir. The tiny model's LLM answers from a script: what the page does with the
+answers is under test."""
 
 from __future__ import annotations
 
@@ -41,12 +44,25 @@ def browser():
         b.close()
 
 
+DRAFT = "The heart is normal in size. The lungs are clear."
+REPAIRED = "The heart is enlarged. The lungs are clear."
+ANSWERS = [DRAFT, REPAIRED, "There is no pleural effusion.", "Your heart is a bit big.", "yes"]
+
+
 @pytest.fixture(scope="module")
-def server():
+def model():
     torch.set_num_threads(1)
     from radialog.model import RadialogModel
 
-    model = RadialogModel.from_config("tiny")
+    m = RadialogModel.from_config("tiny")
+    m.predicted_labels = lambda probs: ["Cardiomegaly"]  # a fixed findings list
+    replies = iter(ANSWERS)
+    m.generate = lambda conversation, image_tokens=None, **kw: next(replies)
+    return m
+
+
+@pytest.fixture(scope="module")
+def server(model):
     with serve_in_background(
         create_app(model, ServeSettings(max_new_tokens=12, api_key=None))
     ) as url:
@@ -67,6 +83,9 @@ def test_upload_report_question_and_correction(browser, server, tmp_path) -> Non
             else external.append(r.url)
         ),
     )
+    console_errors: list[str] = []
+    page.on("console", lambda m: console_errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: console_errors.append(str(e)))
     page.goto(server + "/")
     assert "reviewed by a radiologist" in page.inner_text("#disclaimer")
 
@@ -77,7 +96,20 @@ def test_upload_report_question_and_correction(browser, server, tmp_path) -> Non
     assert page.locator("#findings li.on").count() >= 1  # predicted findings are highlighted
     assert page.eval_on_selector("#preview", "img => img.complete && img.naturalWidth > 0")
     report = page.inner_text("#report")
+    assert report == REPAIRED
     assert "Report ready" in page.inner_text("#status")
+    # each finding shows its threshold (a tick on the bar and in the tooltip)
+    assert page.locator("#findings .bar .thr").count() == 14
+    title = page.get_attribute("#findings li.on", "title")
+    assert "above its threshold 0." in title
+    # the consistency block: what the report states, with evidence, and the repaired draft
+    block = page.inner_text("#consistency")
+    assert "Consistent with the findings list" in block
+    assert "Stated:" in block and "Cardiomegaly" in block and "The heart is enlarged." in block
+    assert "repaired automatically" in block
+    assert not page.is_visible("#consistency .draft")  # the first draft on demand
+    page.click("#consistency summary")
+    assert page.inner_text("#consistency .draft") == DRAFT
 
     page.fill("#question", "Is there a pleural effusion?")
     page.click("#send")
@@ -100,7 +132,11 @@ def test_upload_report_question_and_correction(browser, server, tmp_path) -> Non
     page.click("#send-correct")
     page.wait_for_selector("#messages .check", timeout=60_000)
     assert "Correction check" in page.inner_text("#messages .check")
-    assert page.inner_text("#report") != "" and isinstance(report, str)
+    # the model answered "yes": a reply in the dialog, never the report
+    assert "the report is unchanged" in page.inner_text("#messages .check")
+    assert page.locator("#messages .msg.assistant").last.inner_text().startswith("yes")
+    assert page.inner_text("#report") == REPAIRED
+    assert console_errors == []  # no 404s (favicon), no script errors
 
     shot = tmp_path / "radialog-page.png"
     page.screenshot(path=str(shot), full_page=True)

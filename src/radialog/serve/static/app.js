@@ -7,7 +7,7 @@ const $ = (id) => document.getElementById(id);
 const state = {
   file: null,
   report: null,        // the /v1/reports answer
-  currentReport: "",   // latest report text (after corrections)
+  currentReport: "",   // latest report text (after corrections that produced a report)
   present: new Set(),  // findings the report should currently contain (for the correct panel)
   messages: [],        // OpenAI-format conversation
   dialog: [],          // [{role, text}] shown below the report (for the Markdown download)
@@ -88,15 +88,17 @@ function showReport(data) {
   ];
   $("preview").src = data.image;
   $("report").textContent = data.report;
+  $("original").classList.add("hidden");
   $("model-name").textContent = "Model: " + data.model;
-  renderFindings(data.findings, data.predicted);
+  renderFindings(data.findings, data.predicted, data.thresholds || {});
+  renderConsistency(data.consistency);
   renderCorrectList();
   $("messages").innerHTML = "";
   $("result").classList.remove("hidden");
   $("chat-card").classList.remove("hidden");
 }
 
-function renderFindings(findings, predicted) {
+function renderFindings(findings, predicted, thresholds) {
   const ul = $("findings");
   ul.innerHTML = "";
   for (const [label, p] of Object.entries(findings)) {
@@ -109,12 +111,81 @@ function renderFindings(findings, predicted) {
     const fill = document.createElement("span");
     fill.style.width = Math.round(p * 100) + "%";
     bar.appendChild(fill);
+    const t = thresholds[label];
+    if (typeof t === "number") {
+      const tick = document.createElement("span");
+      tick.className = "thr";
+      tick.style.left = Math.round(t * 100) + "%";
+      bar.appendChild(tick);
+    }
     const val = document.createElement("span");
     val.className = "p";
     val.textContent = p.toFixed(2);
     li.append(name, bar, val);
-    li.title = predicted.includes(label) ? "above threshold: given to the report prompt" : "below threshold";
+    const limit = typeof t === "number" ? " " + t.toFixed(2) : "";
+    li.title = (predicted.includes(label) ? "above its threshold" + limit + ": given to the report prompt"
+      : "below its threshold" + limit);
+    li.dataset.threshold = typeof t === "number" ? t.toFixed(2) : "";
     ul.appendChild(li);
+  }
+}
+
+// The labeler's check of the report against the findings list, with the sentences that
+// decided it; a repaired report says so and shows the first draft on demand.
+function renderConsistency(c) {
+  const box = $("consistency");
+  box.innerHTML = "";
+  box.className = "consistency hidden";
+  if (!c) return;
+  box.className = "consistency " + (c.consistent ? "ok" : "bad");
+  const head = document.createElement("p");
+  head.className = "summary";
+  head.textContent = c.consistent ? "Consistent with the findings list"
+    : "Not consistent with the findings list";
+  box.appendChild(head);
+  const groups = [
+    ["stated", "Stated", c.stated],
+    ["omitted", "Listed but not stated", c.omitted],
+    ["unsupported", "Stated but not listed", c.unsupported],
+  ];
+  for (const [key, title, items] of groups) {
+    if (!items || !items.length) continue;
+    const h = document.createElement("div");
+    h.textContent = title + ":";
+    const ul = document.createElement("ul");
+    ul.className = key;
+    for (const s of items) {
+      const li = document.createElement("li");
+      li.textContent = s.label;
+      if (s.evidence && s.evidence.length) {
+        const ev = document.createElement("span");
+        ev.className = "evidence";
+        ev.textContent = " — \u201c" + s.evidence.join(" ") + "\u201d";
+        li.appendChild(ev);
+      }
+      ul.appendChild(li);
+    }
+    box.append(h, ul);
+  }
+  if (c.repaired) {
+    const note = document.createElement("div");
+    note.className = "repaired";
+    note.textContent = "The first draft disagreed with the findings list and was repaired automatically.";
+    const details = document.createElement("details");
+    const summary = document.createElement("summary");
+    summary.textContent = "Show the first draft";
+    const draft = document.createElement("p");
+    draft.className = "draft";
+    draft.textContent = c.original_report || "";
+    details.append(summary, draft);
+    note.appendChild(details);
+    box.appendChild(note);
+  }
+  for (const n of c.notes || []) {
+    const p = document.createElement("p");
+    p.className = "muted small";
+    p.textContent = n;
+    box.appendChild(p);
   }
 }
 
@@ -191,9 +262,21 @@ async function send(text, shown) {
   state.messages = messages.concat([{ role: "assistant", content: answer }]);
   state.dialog.push({ role: "user", text: shown || text }, { role: "assistant", text: answer });
   const extra = final && final.radialog;
+  for (const n of (extra && extra.notices) || []) {
+    const note = document.createElement("span");
+    note.className = "note";
+    note.textContent = "Note: " + n;
+    bubble.appendChild(note);
+  }
   if (extra && extra.kind === "correct") {
-    state.currentReport = answer;
-    $("report").textContent = answer;
+    // Only a correction that produced a report replaces it; "yes" or an empty answer stays
+    // a reply in the dialog and the report is kept.
+    if (extra.correction && extra.correction.replaced && extra.report) {
+      state.currentReport = extra.report;
+      $("report").textContent = extra.report;
+      $("original-report").textContent = state.report.report;
+      $("original").classList.toggle("hidden", extra.report === state.report.report);
+    }
     if (extra.correction) {
       const c = extra.correction;
       const parts = [];
@@ -203,9 +286,11 @@ async function send(text, shown) {
       if (other.length) parts.push("also changed: " + other.join(", ").toLowerCase());
       const check = document.createElement("span");
       check.className = "check";
-      check.textContent = "Correction check: " + parts.join("; ");
+      check.textContent = "Correction check: " + parts.join("; ")
+        + (c.replaced ? "" : " — the answer is not a report; the report is unchanged");
       bubble.appendChild(check);
     }
+    return !!(extra.correction && extra.correction.replaced);
   }
   return true;
 }
@@ -253,6 +338,16 @@ function markdown() {
     lines.push("| " + label + " | " + p.toFixed(2) + " | " + (r.predicted.includes(label) ? "yes" : "") + " |");
   }
   lines.push("", "## Report", "", state.currentReport);
+  if (state.currentReport !== r.report) lines.push("", "## Report before corrections", "", r.report);
+  const c = r.consistency;
+  if (c) {
+    lines.push("", "## Consistency check", "", c.consistent ? "Consistent with the findings list."
+      : "Not consistent with the findings list.");
+    for (const [title, items] of [["Stated", c.stated], ["Listed but not stated", c.omitted], ["Stated but not listed", c.unsupported]]) {
+      if (items && items.length) lines.push("", title + ": " + items.map((s) => s.label).join(", "));
+    }
+    if (c.repaired) lines.push("", "Repaired automatically; first draft:", "", c.original_report || "");
+  }
   if (state.dialog.length) {
     lines.push("", "## Dialog", "");
     for (const m of state.dialog) lines.push((m.role === "user" ? "**You**: " : "**radialog**: ") + m.text, "");
