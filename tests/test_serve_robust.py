@@ -50,6 +50,7 @@ def server(model) -> Iterator[str]:
 @pytest.fixture()
 def scripted(model, monkeypatch):
     """The LLM's replies, in order (what the server does with them is under test)."""
+
     def script(*answers: str) -> list[str]:
         calls: list[str] = []
         replies = iter(answers)
