@@ -64,3 +64,18 @@ def test_emphasis_weights_the_named_sentence(model):
     whole = model.codec.encode(REPORT, add_prefix=False) + [model.codec.eos_token_id]
     assert ids == whole  # emphasis never changes the tokens
     assert 3.0 in weights and weights[0] == 1.0 and weights[-1] == 1.0
+
+
+def test_training_loss_equals_the_hf_loss(model):
+    """The loss computed from the target positions' logits only is transformers' own loss."""
+    conv = report_conversation(["cardiomegaly"]).add_assistant(REPORT)
+    short = report_conversation([]).add_assistant("Normal.")
+    tokens = [None, None]
+    convs = [conv, short]
+    for c in convs:
+        c.messages[0].text = c.messages[0].text.replace("<image>", "")
+    with torch.no_grad():
+        ours = float(model(convs, image_tokens=tokens).loss)
+        inputs = model.prepare_inputs(convs, tokens, train=True)
+        theirs = float(model.llm(**inputs).loss)
+    assert ours == pytest.approx(theirs, rel=1e-5)

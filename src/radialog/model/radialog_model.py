@@ -577,14 +577,19 @@ class RadialogModel(nn.Module):
             emphasis=emphasis,
             emphasis_weight=emphasis_weight,
         )
-        weights = inputs.pop("loss_weights", None)
-        if weights is None:
-            return self.llm(**inputs)
         labels = inputs.pop("labels")
-        out = self.llm(**inputs)
+        weights = inputs.pop("loss_weights", None)
+        # Logits only from the earliest target position on: the LM head over a 49k vocabulary
+        # is a large share of a small LLM's compute, and prompt positions need none.
+        length = labels.shape[1]
+        is_target = labels != IGNORE_INDEX
+        starts = is_target.float().argmax(dim=1)[is_target.any(dim=1)]
+        first = int(starts.min()) if starts.numel() else 1
+        keep = min(length, length - first + 1)
+        out = self.llm(**inputs, logits_to_keep=keep)
         logits = out.logits[:, :-1].float()
-        targets = labels[:, 1:]
-        w = weights[:, 1:]
+        targets = labels[:, length - keep + 1 :]
+        w = (targets != IGNORE_INDEX).float() if weights is None else weights[:, length - keep + 1 :]
         ce = nn.functional.cross_entropy(
             logits.reshape(-1, logits.shape[-1]),
             targets.reshape(-1),
