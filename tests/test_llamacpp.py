@@ -284,6 +284,51 @@ def test_every_llamacpp_load_turns_off_the_amx_repack_buffers(tiny_gguf, model_l
     assert top.llama_model_default_params().use_extra_bufts  # nothing patched for others
 
 
+def test_export_file_name_says_what_it_holds(tiny_gguf):
+    from pathlib import Path
+
+    source = Path("SmolLM2-135M-Instruct.Q4_1.gguf")
+    assert llamacpp.export_name(source, "f16", "k") == "SmolLM2-135M-Instruct.F16-merged-k.gguf"
+    assert llamacpp.export_name(Path("m-q8_0.gguf"), "f32", "k") == "m.F32-merged-k.gguf"
+    assert llamacpp.export_name(source, "source", "k") == "SmolLM2-135M-Instruct.Q4_1-merged-k.gguf"
+    model, _ = tiny_gguf
+    path = llamacpp.exported_gguf(model.llm, model._gguf_source(), "f32")
+    assert path.name.startswith("tiny.F32-merged-")
+
+
+def test_first_use_is_quiet_and_says_once_what_it_prepares(tiny_gguf, tmp_path, monkeypatch, capfd):
+    """No transformers warning or progress bar on a cold start; one line per preparation
+    saying what, where and how big; nothing on the next start."""
+    import logging
+
+    model, root = tiny_gguf
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("RADIALOG_CACHE_DIR", str(cache))
+    notices: list[str] = []
+    handler = logging.Handler()
+    handler.emit = lambda record: notices.append(record.getMessage())
+    prepare = logging.getLogger("radialog.prepare")
+    prepare.addHandler(handler)
+    monkeypatch.setattr(prepare, "level", logging.INFO)
+    try:
+        cfg = load_named_config("tiny").llm
+        cfg.source, cfg.tokenizer = str(root / "tiny.gguf"), None
+        capfd.readouterr()
+        load_llm(cfg)
+        err = capfd.readouterr().err
+        assert "legacy" not in err and "de-quantizing" not in err.lower(), err
+        assert len(notices) == 1, notices
+        assert "tiny.gguf" in notices[0] and str(cache / "llm") in notices[0]
+        assert " MB" in notices[0]
+        load_llm(cfg)  # warm: silent
+        assert len(notices) == 1
+        llamacpp.exported_gguf(model.llm, model._gguf_source(), "f16")
+        assert len(notices) == 2 and "F16" in notices[1] and str(cache / "llamacpp") in notices[1]
+        assert capfd.readouterr().err == ""
+    finally:
+        prepare.removeHandler(handler)
+
+
 def test_no_llamacpp_load_bypasses_the_safe_loaders():
     """A new load elsewhere would not get the AMX-safe parameters: only llamacpp.py loads."""
     from pathlib import Path

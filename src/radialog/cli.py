@@ -45,6 +45,31 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _StderrHandler(logging.StreamHandler):
+    """Writes to the current sys.stderr (which may be replaced after the handler is made)."""
+
+    @property
+    def stream(self):  # type: ignore[override]  # noqa: ANN201
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value) -> None:  # noqa: ANN001
+        pass
+
+
+def _show_preparation_notices() -> None:
+    """First-use conversions (written to the cache) say once what they prepare, where and how
+    big, as one plain line each on stderr (radialog.model.llm.PREPARE_LOG)."""
+    prepare = logging.getLogger("radialog.prepare")
+    if prepare.handlers:
+        return
+    handler = _StderrHandler()
+    handler.setFormatter(logging.Formatter("radialog: %(message)s"))
+    prepare.addHandler(handler)
+    prepare.setLevel(logging.INFO)
+    prepare.propagate = False
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     # A crash inside a native library (llama.cpp, torch) kills the process without a Python
@@ -58,6 +83,7 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.DEBUG if top.verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
+    _show_preparation_notices()
     if top.command is None:
         parser.print_help()
         return 0

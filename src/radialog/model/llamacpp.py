@@ -16,6 +16,7 @@ import ctypes
 import importlib.util
 import logging
 import os
+import re
 import threading
 import weakref
 from dataclasses import dataclass, field
@@ -400,13 +401,39 @@ def exported_gguf(llm: Any, source: Path, weights: str = "f16") -> Path:
 
     deltas = lora_deltas(llm)
     key = export_fingerprint(source, deltas, weights)
-    path = cache_dir() / "llamacpp" / f"{source.stem}-{key}.gguf"
+    path = cache_dir() / "llamacpp" / export_name(source, weights, key)
     if path.is_file():
         os.utime(path)  # mark as recently used
     else:
+        from radialog.model.llm import PREPARE_LOG, gguf_values
+
+        size = (
+            source.stat().st_size
+            if weights == "source"
+            else gguf_values(source) * {"f16": 2, "f32": 4}.get(weights, 4)
+        )
+        PREPARE_LOG.info(
+            "first use of this model with llama.cpp: writing its GGUF (LoRA merged, %s, about "
+            "%.0f MB) to %s, once per trained model",
+            weights.upper(),
+            size / 1e6,
+            path.parent,
+        )
         export_gguf(llm, source, path, weights=weights, deltas=deltas)
     _prune_exports(path)
     return path
+
+
+# A quantisation tag at the end of a GGUF file name ("...Instruct.Q4_1", "-q8_0", ".F16").
+_QUANT_TAG = re.compile(r"[.-](?:I?Q\d\w*|F16|F32|BF16)$", re.I)
+
+
+def export_name(source: Path, weights: str, key: str) -> str:
+    """The cached export's file name: says what it holds (an F16 export of a Q4_1 source is
+    named F16, not Q4_1), then that the LoRA is merged, then the fingerprint."""
+    if weights == "source":
+        return f"{source.stem}-merged-{key}.gguf"  # the source's own quantisation
+    return f"{_QUANT_TAG.sub('', source.stem)}.{weights.upper()}-merged-{key}.gguf"
 
 
 def _prune_exports(keep: Path) -> None:

