@@ -59,6 +59,8 @@ FAITH_ROWS: tuple[tuple[str, tuple[str, ...], float, str], ...] = (
     ("Faithfulness (a) phantom, classifier list", ("faithfulness_phantom",), 100.0, ">= 90"),
     ("Faithfulness (b) IU text, real labels", ("faithfulness_text",), 100.0, ">= 90"),
     ("Faithfulness (c) counterfactual lists", ("faithfulness_counterfactual",), 100.0, ">= 80"),
+    ("CE F1, faithfulness items (a), draft", ("ce_f1_phantom",), 100.0, ""),
+    ("CE F1, faithfulness items (a), with repair", ("ce_f1_phantom_repaired",), 100.0, ""),
     ("(a) with repair", ("faithfulness_phantom_repaired",), 100.0, ""),
     ("(b) with repair", ("faithfulness_text_repaired",), 100.0, ""),
     ("(c) with repair", ("faithfulness_counterfactual_repaired",), 100.0, ""),
@@ -105,11 +107,15 @@ def run_faith(spec: str, folder: Path, args: argparse.Namespace, log: Path) -> t
     """The faithfulness suite of one model in a worker process; (seconds, summary)."""
     target = folder / "faithfulness.json"
     cmd = [sys.executable, str(Path(__file__).resolve()), "--faith-worker", spec, str(target)]
-    cmd += ["--faith-limit", str(args.faith_limit), "--cf-lists", str(args.cf_lists)]
-    cmd += ["--rg-tokens", str(args.rg_tokens), "--bootstrap", str(args.bootstrap)]
-    cmd += ["--split-file", args.split_file]
-    cmd += ["--threads", str(args.threads)] if args.threads else []
-    cmd += ["--no-repair"] if args.no_repair else []
+    settings = ["--faith-limit", str(args.faith_limit), "--cf-lists", str(args.cf_lists)]
+    settings += ["--rg-tokens", str(args.rg_tokens), "--bootstrap", str(args.bootstrap)]
+    settings += ["--split-file", args.split_file]
+    settings += ["--no-repair"] if args.no_repair else []
+    cmd += settings + (["--threads", str(args.threads)] if args.threads else [])
+    if target.is_file():  # resume: a finished suite with the same settings is reused
+        done = json.loads(target.read_text())
+        if done.get("settings") == [spec, *settings]:
+            return 0.0, done["summary"]
     t0 = time.perf_counter()
     with open(log, "a", encoding="utf-8") as fh:
         fh.write(" ".join(cmd) + "\n")
@@ -117,7 +123,10 @@ def run_faith(spec: str, folder: Path, args: argparse.Namespace, log: Path) -> t
         done = subprocess.run(cmd, cwd=REPO, stdout=fh, stderr=subprocess.STDOUT)
     if done.returncode != 0:
         raise SystemExit(f"faithfulness worker failed ({done.returncode}); see {log}")
-    return time.perf_counter() - t0, json.loads(target.read_text())["summary"]
+    result = json.loads(target.read_text())
+    result["settings"] = [spec, *settings]
+    target.write_text(json.dumps(result, indent=1), encoding="utf-8")
+    return time.perf_counter() - t0, result["summary"]
 
 
 def _get(metrics: dict, path: tuple[str, ...]) -> dict | None:
@@ -182,7 +191,9 @@ def faith_worker(args: argparse.Namespace) -> int:
             model, items, labeler, max_new_tokens=args.rg_tokens, repair=not args.no_repair
         )
     reports = read_reports(torchxrayvision_data_dir() / "NLMCXR_reports.tgz")
-    summary = F.summarize(records, F.iu_vocabulary(reports), samples=args.bootstrap)
+    summary = F.summarize(
+        records, F.iu_vocabulary(reports), samples=args.bootstrap, labeler=labeler
+    )
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(
         json.dumps({"summary": summary, "records": [F.record_dict(r) for r in records]}, indent=1),

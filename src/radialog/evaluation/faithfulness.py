@@ -282,11 +282,40 @@ def run_model(
     return records
 
 
+CE_CONVENTION = "ce_radialog_uncertain_negative"
+
+
+def clinical_f1(
+    records: Sequence[FaithRecord], labeler: Any, repaired: bool = False
+) -> float | None:
+    """CE macro F1 (14 labels, RaDialog's convention) of the reports against their reference
+    texts (phantom items), before or after the repair."""
+    from radialog.metrics.clinical import clinical_efficacy, label_matrix
+
+    rows = [r for r in records if r.item.reference]
+    if not rows:
+        return None
+    refs = labeler.label([r.item.reference for r in rows])
+    preds = [
+        r.repaired_labels if repaired and r.repaired_labels is not None else r.labels for r in rows
+    ]
+    ce = clinical_efficacy(label_matrix(preds), label_matrix(refs), CE_CONVENTION)
+    return float(ce["metrics"]["f1_macro/14"])
+
+
 def summarize(
-    records: Sequence[FaithRecord], vocab: set[str], samples: int = 1000, seed: int = 0
+    records: Sequence[FaithRecord],
+    vocab: set[str],
+    samples: int = 1000,
+    seed: int = 0,
+    labeler: Any = None,
 ) -> dict[str, Any]:
     """All measures of one model: per kind and overall."""
     out: dict[str, Any] = {}
+    phantom = [r for r in records if r.item.kind == "phantom"]
+    if labeler is not None and phantom:
+        for key, repaired in (("ce_f1_phantom", False), ("ce_f1_phantom_repaired", True)):
+            out[key] = {"value": clinical_f1(phantom, labeler, repaired), "n": len(phantom)}
     for kind in ("phantom", "text", "counterfactual"):
         part = [r for r in records if r.item.kind == kind]
         if part:
