@@ -79,3 +79,17 @@ def test_training_loss_equals_the_hf_loss(model):
         inputs = model.prepare_inputs(convs, tokens, train=True)
         theirs = float(model.llm(**inputs).loss)
     assert ours == pytest.approx(theirs, rel=1e-5)
+
+
+def test_half_precision_save_halves_the_adapter_and_loads_back(model, tmp_path):
+    from safetensors.torch import load_file
+
+    model.save_pretrained(tmp_path / "full")
+    model.save_pretrained(tmp_path / "half", dtype=torch.float16)
+    name = "adapter/adapter_model.safetensors"
+    half = load_file(str(tmp_path / "half" / name))
+    assert half and all(v.dtype == torch.float16 for v in half.values())
+    full_size = (tmp_path / "full" / name).stat().st_size
+    assert (tmp_path / "half" / name).stat().st_size < full_size
+    again = RadialogModel.from_pretrained(tmp_path / "half").eval()
+    assert _loss(again) == pytest.approx(_loss(model), abs=2e-2)

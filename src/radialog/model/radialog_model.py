@@ -126,6 +126,18 @@ class ImageAnalysis:
         return dict(zip(CHEXPERT_LABELS, self.probabilities.tolist(), strict=True))
 
 
+def _cast_safetensors(path: Path, dtype: torch.dtype) -> None:
+    """Rewrite a safetensors file with its floating-point tensors in `dtype` (in place; the
+    caller writes into a temporary directory)."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    with safe_open(str(path), framework="pt") as f:
+        meta = f.metadata()
+    state = {k: _stored(v, dtype) for k, v in load_file(str(path)).items()}
+    save_file(state, str(path), metadata=meta)
+
+
 def _stored(tensor: torch.Tensor, dtype: torch.dtype | None) -> torch.Tensor:
     tensor = tensor.detach().cpu()
     if dtype is not None and tensor.is_floating_point():
@@ -336,6 +348,8 @@ class RadialogModel(nn.Module):
                 self.llm.save_pretrained(
                     str(tmp / ADAPTER_DIR), safe_serialization=True, save_embedding_layers=False
                 )
+                if dtype is not None:
+                    _cast_safetensors(tmp / ADAPTER_DIR / "adapter_model.safetensors", dtype)
 
         return atomic_dir(out_dir, fill)
 
@@ -589,7 +603,11 @@ class RadialogModel(nn.Module):
         out = self.llm(**inputs, logits_to_keep=keep)
         logits = out.logits[:, :-1].float()
         targets = labels[:, length - keep + 1 :]
-        w = (targets != IGNORE_INDEX).float() if weights is None else weights[:, length - keep + 1 :]
+        w = (
+            (targets != IGNORE_INDEX).float()
+            if weights is None
+            else weights[:, length - keep + 1 :]
+        )
         ce = nn.functional.cross_entropy(
             logits.reshape(-1, logits.shape[-1]),
             targets.reshape(-1),
