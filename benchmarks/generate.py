@@ -12,7 +12,9 @@ and the image encoder), this measures interleaved, so machine load hits every va
   rule labeler's 14 findings of the decoded text differ from those of generate()'s text;
 - end to end: `generate_report(image)` for one image (read, preprocess, classifier, encoder,
   generation) with each backend;
-- LLM load time from the dequantised-GGUF safetensors cache, and (--measure-load) without it.
+- LLM load time from the dequantised-GGUF safetensors cache, and (--measure-load) without it;
+- beside a CPU-bound competitor process (a busy machine): a one-shot `radialog report` with
+  the default thread choice and with one thread per core (--no-competitor skips it).
 
     .venv/bin/python benchmarks/generate.py [--quick] [--threads N] [--max-new-tokens N]
 
@@ -211,6 +213,35 @@ def _dialog_latency(model: RadialogModel, image: Any, backends: list[str], n: in
         print(f"{backend:22s} {statistics.mean(times):8.2f}{reused}")
 
 
+def _beside_competitor(image: Any, n: int, model: str) -> None:
+    """One-shot `radialog report` (its own process, as a user runs it) while another process
+    keeps one core busy: the default threads (the cores left free) against all cores. Threads
+    beyond the free cores spin-wait for each other: on the 2-core development machine a report
+    took 194 s with all cores and 14 s with the default."""
+    import json
+    import subprocess
+
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    competitor = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        time.sleep(1.0)  # let the load show in /proc/stat
+        print(f"\n{'beside a busy process':22s} {'wall s':>8s} {'total s':>8s} {'generate s':>10s}")
+        for label, extra in (
+            ("default threads", []),
+            (f"--threads {cores}", ["--threads", str(cores)]),
+        ):
+            cmd = [sys.executable, "-m", "radialog", "report", str(image), "--json"]
+            cmd += ["--model", model, "--max-new-tokens", str(n), *extra]
+            t0 = time.perf_counter()
+            out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+            wall = time.perf_counter() - t0
+            timings = json.loads(out)["timings"]
+            print(f"{label:22s} {wall:8.2f} {timings['total']:8.2f} {timings['generate']:10.2f}")
+    finally:
+        competitor.kill()
+        competitor.wait()
+
+
 def _images() -> list[Any]:
     phantoms = [
         render_phantom(f, seed=i, size=512)
@@ -246,6 +277,9 @@ def main() -> int:
     parser.add_argument("--max-new-tokens", type=int, default=None)
     parser.add_argument("--repeat", type=int, default=None)
     parser.add_argument("--measure-load", action="store_true", help="also time a cold GGUF load")
+    parser.add_argument(
+        "--no-competitor", action="store_true", help="skip the rows beside a busy process"
+    )
     args = parser.parse_args()
     n = args.max_new_tokens or (32 if args.quick else 128)
     repeat = args.repeat or (1 if args.quick else 2)
@@ -348,6 +382,8 @@ def main() -> int:
         stages = " ".join(f"{k}={v:.3f}" for k, v in med.items() if k != "total")
         print(f"{backend:22s} {med['total']:8.2f}  {stages}")
     _dialog_latency(model, images[0], list(e2e), min(n, 48))
+    if not args.no_competitor:
+        _beside_competitor(example_image_path(), min(n, 60), args.model)
     print()
     for label, sec in load_rows + builds:
         print(f"{label:44s} {sec:7.2f} s")

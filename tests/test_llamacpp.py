@@ -329,6 +329,47 @@ def test_first_use_is_quiet_and_says_once_what_it_prepares(tiny_gguf, tmp_path, 
         prepare.removeHandler(handler)
 
 
+def test_torch_stays_idle_while_llamacpp_decodes(tiny_gguf, monkeypatch):
+    """One pool: during llama.cpp's decode torch runs single-threaded (its OpenMP threads
+    would spin on the cores llama.cpp's threads need), and gets its threads back after."""
+    model, _ = tiny_gguf
+    decoder = model._llamacpp_decoder()
+    seen: list[int] = []
+    step = decoder.stepper.step
+
+    def watched(*args, **kwargs):
+        seen.append(torch.get_num_threads())
+        return step(*args, **kwargs)
+
+    monkeypatch.setattr(decoder.stepper, "step", watched)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        model.generate(Conversation().add_user("hi"), max_new_tokens=4, backend="llamacpp")
+        assert seen and set(seen) == {1}
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_threads_flag_reaches_llamacpp(monkeypatch):
+    from argparse import Namespace
+
+    from radialog.commands._common import load_model
+
+    before = torch.get_num_threads()
+    try:
+        model = load_model(Namespace(model="tiny", threads=3, backend="auto"))
+        assert model.llamacpp_options.threads == 3 and torch.get_num_threads() == 3
+        monkeypatch.setattr("radialog.cpu.free_cores", lambda sample_s=0.1: 1)
+        monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+        model = load_model(Namespace(model="tiny", threads=None, backend="auto"))
+        assert torch.get_num_threads() == 1  # the free cores, not all cores
+        assert model.llamacpp_options.threads is None  # llama.cpp measures when it starts
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_no_llamacpp_load_bypasses_the_safe_loaders():
     """A new load elsewhere would not get the AMX-safe parameters: only llamacpp.py loads."""
     from pathlib import Path

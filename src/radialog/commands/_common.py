@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+from dataclasses import replace
 
 from radialog.model.config import GENERATION_BACKENDS
 
@@ -33,7 +34,12 @@ def add_model_argument(parser: argparse.ArgumentParser) -> None:
 
 def add_threads_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--threads", type=int, default=None, help="CPU threads for torch (default: all cores)"
+        "--threads",
+        type=int,
+        default=None,
+        help="CPU threads for torch and llama.cpp (default: the cores that other processes "
+        "leave free, measured at start; threads beyond that compete for cores and slow "
+        "generation down many times)",
     )
 
 
@@ -110,11 +116,19 @@ def load_model(args: argparse.Namespace):
     """Load the model named by --model; errors are RadialogErrors with a clear message."""
     import torch
 
+    from radialog.cpu import free_cores
     from radialog.model import RadialogModel
 
-    if getattr(args, "threads", None):
-        torch.set_num_threads(args.threads)
+    # One thread count for torch and llama.cpp: --threads, else the cores other processes
+    # leave free (on a busy machine, more threads than free cores made a report 10x slower).
+    # (llama.cpp measures again when it starts, after the model load; env
+    # RADIALOG_LLAMACPP_THREADS sets its count alone.)
+    chosen = getattr(args, "threads", None)
+    if chosen or not os.environ.get("OMP_NUM_THREADS"):  # an explicit OMP_NUM_THREADS stays
+        torch.set_num_threads(chosen or free_cores())
     model = RadialogModel.from_pretrained(args.model)
+    if chosen:
+        model.llamacpp_options = replace(model.llamacpp_options, threads=chosen)
     model.generation_backend = getattr(args, "backend", None) or "auto"
     model.eval()
     return model

@@ -19,6 +19,7 @@ import os
 import re
 import threading
 import weakref
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from radialog.cpu import free_cores
 from radialog.errors import MissingDependencyError
 from radialog.model.decoding import FastDecoder, FastOptions
 
@@ -113,10 +115,26 @@ def _safe_defaults(defaults: Any) -> Any:
 @dataclass(frozen=True)
 class LlamaCppOptions:
     """`weights`: how the exported GGUF stores its matrices (gguf_export.WEIGHT_TYPES);
-    `threads`: None = torch's count."""
+    `threads`: None = $RADIALOG_LLAMACPP_THREADS, else `radialog.cpu.free_cores()`."""
 
     weights: str = "f16"
     threads: int | None = None
+
+
+@contextmanager
+def torch_idle() -> Any:
+    """One torch thread while llama.cpp decodes: the decode loop's small torch ops then run
+    in the calling thread instead of waking torch's pool, whose spinning threads would take
+    cores from llama.cpp's own (one pool: llama.cpp's)."""
+    before = torch.get_num_threads()
+    if before == 1:
+        yield
+        return
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 class _Model:
@@ -370,13 +388,13 @@ class LlamaCppDecoder(FastDecoder):
         self.kind = "llama.cpp"
         self.path = gguf_path
         self.build_seconds = 0.0
-        self.stepper = LlamaCppStepper(
-            gguf_path, threads or torch.get_num_threads(), embed, **stepper_options
-        )
+        self.threads = threads or free_cores()
+        log.debug("llama.cpp threads: %d", self.threads)
+        self.stepper = LlamaCppStepper(gguf_path, self.threads, embed, **stepper_options)
         self._lock = threading.Lock()
 
     def decode(self, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor, **kwargs: Any):
-        with self._lock:
+        with self._lock, torch_idle():
             return super().decode(inputs_embeds, attention_mask, **kwargs)
 
 
