@@ -248,3 +248,18 @@ def test_demo_shows_the_check_and_honours_no_repair(model, scripted, monkeypatch
     assert main(["demo", "--no-repair"]) == 0
     out = capsys.readouterr().out
     assert f"Report:\n  {DRAFT}" in out and "omits Cardiomegaly" in out and len(asked) == 3
+
+
+def test_huge_history_costs_little_and_is_dropped_with_a_notice(model, scripted) -> None:
+    import time
+
+    scripted(DRAFT, "No effusion.")
+    s = Session(model, IMAGE, repair=False, options=GenerationOptions(max_new_tokens=8))
+    s.report()
+    for i in range(100):  # 4 MB of history sent back by a client
+        s.add_exchange(f"Question {i}? " + "lung " * 4000, "The lungs are clear. " * 2000)
+    t0 = time.perf_counter()
+    assert s.ask("Is there an effusion?") == "No effusion."
+    assert time.perf_counter() - t0 < 5
+    assert s.dropped_turns == 200
+    assert any("200 older turns were left out" in n for n in s.notices)

@@ -487,21 +487,40 @@ class Session:
         budget = self.prompt_budget()
         turns = list(self.turns)
         head = 2 if len(turns) > 2 and turns[0].kind == "report" else 0
+        # Bounded cost: each turn is tokenized once (its count is a lower bound of its share
+        # of the prompt) and a text far longer than the context not at all; exchanges are
+        # dropped on these counts, then the rendered prompt is counted exactly.
+        cap = 32 * self.context_limit()
+        sizes = [
+            budget + 1 if len(t.model_text) > cap else self._count(t.model_text, prefix=False)
+            for t in turns
+        ]
         dropped = 0
-        while len(turns) - head > 1 and self._count(self.conversation(turns).render()) > budget:
+
+        def over() -> bool:
+            if sum(sizes) > budget:
+                return True
+            return self._count(self.conversation(turns).render()) > budget
+
+        while len(turns) - head > 1 and over():
             del turns[head : head + 2]
+            del sizes[head : head + 2]
             dropped += 2
         self.dropped_turns = dropped
         if dropped:
             self._notice(f"{dropped} older turns were left out to fit the model's context")
-        used = self._count(self.conversation(turns).render())
-        if used > budget:
-            last = self._count(turns[-1].model_text, prefix=False) if turns else 0
+        if sum(sizes) > budget or self._count(self.conversation(turns).render()) > budget:
+            last = turns[-1].model_text if turns else ""
+            alone = (
+                f"{len(last):,} characters"
+                if len(last) > cap
+                else f"{self._count(last, prefix=False):,} tokens"
+            )
             raise PromptTooLongError(
-                f"the message does not fit the model's context: {used} prompt tokens "
-                f"(the message alone {last}) where at most {budget} fit, since the model "
-                f"reads {self.context_limit()} tokens and {self.answer_tokens()} are kept for "
-                "the answer; shorten the message"
+                f"the message does not fit the model's context: the message alone is {alone} "
+                f"where the prompt may use at most {budget} tokens, since the model reads "
+                f"{self.context_limit()} tokens and {self.answer_tokens()} are kept for the "
+                "answer (the report and the system prompt take part of the rest); shorten it"
             )
         return turns
 
