@@ -143,6 +143,13 @@ def test_upload_report_question_and_correction(browser, server, tmp_path) -> Non
     assert shot.stat().st_size > 10_000
     assert external == []  # no CDN, no fonts, nothing outside the server
 
+    # a message over the model's context: a clear error naming the limit, nothing generated
+    page.fill("#question", "effusion " * 5000)
+    page.click("#send")
+    page.wait_for_selector("#messages .msg.error", timeout=30_000)
+    assert "the model reads at most 512 tokens" in page.inner_text("#messages .msg.error")
+    assert page.inner_text("#report") == REPAIRED
+
     # a file that is not an X-ray: a clear message, no crash
     bad = tmp_path / "notes.txt"
     bad.write_text("not an image")
