@@ -263,3 +263,14 @@ def test_huge_history_costs_little_and_is_dropped_with_a_notice(model, scripted)
     assert time.perf_counter() - t0 < 5
     assert s.dropped_turns == 200
     assert any("200 older turns were left out" in n for n in s.notices)
+
+
+def test_check_correction_judges_by_the_labeler_alone() -> None:
+    """The evaluation passes keys and a lookup of precomputed labels: the report-or-reply
+    decision belongs to the session, not to the check."""
+    from radialog.chat.session import check_correction
+    from radialog.labeler import label_report
+
+    results = {"before": label_report("No pleural effusion."), "after": label_report("Effusion.")}
+    check = check_correction("before", "after", "p", ["Pleural Effusion"], [], results.get)
+    assert check.added == {"Pleural Effusion": True} and check.replaced

@@ -439,7 +439,17 @@ class Session:
         new = self._follow_up(
             Turn(USER, format_correct(add_l, remove_l), "correct", prompt), streamer
         )
-        result = check_correction(previous, new, prompt, add_l, remove_l, label_report)
+        if looks_like_report(new):
+            result = check_correction(previous, new, prompt, add_l, remove_l, label_report)
+        else:  # "yes", empty, ...: a reply; the report stays
+            result = CorrectionResult(
+                previous,
+                previous,
+                prompt,
+                added={label: False for label in add_l},
+                removed={label: False for label in remove_l},
+                answer=new,
+            )
         self.turns[-1].is_report = result.replaced
         return result
 
@@ -603,17 +613,8 @@ def check_correction(
     remove: list[str],
     label_report: Any,
 ) -> CorrectionResult:
-    """Compare the labeler's reading of the report before and after a correction. An answer
-    that is not a report (`looks_like_report`) changes nothing: `replaced` is False."""
-    if not looks_like_report(new):
-        return CorrectionResult(
-            previous,
-            previous,
-            prompt,
-            added={label: False for label in add},
-            removed={label: False for label in remove},
-            answer=new,
-        )
+    """Compare the labeler's reading of the report before and after a correction.
+    `label_report(text)` -> a LabelResult (evaluation passes a lookup of precomputed ones)."""
     before = label_report(previous).labels
     after = label_report(new).labels
     added = {label: after.get(label) == 1 for label in add}
