@@ -191,8 +191,7 @@ class LlamaCppChatGenerator:
         self._tokenizer: Any = None
 
     def _load(self) -> None:
-        import torch
-
+        from radialog.cpu import free_cores
         from radialog.model.llamacpp import open_llama
         from radialog.model.llm import load_tokenizer, resolve_source
 
@@ -200,7 +199,7 @@ class LlamaCppChatGenerator:
         self._llm = open_llama(  # safe parameters; llama.cpp's log lines -> our logger
             resolve_source(self.source),
             n_ctx=4096,
-            n_threads=self.threads or torch.get_num_threads(),
+            n_threads=self.threads or free_cores(),  # threads beyond free cores spin-wait
             verbose=False,
         )
 
