@@ -55,9 +55,15 @@ def scripted(model, monkeypatch):
         calls: list[str] = []
         replies = iter(answers)
 
-        def generate(conversation, image_tokens=None, **kwargs):
+        def generate(conversation, image_tokens=None, streamer=None, **kwargs):
             calls.append(conversation.messages[-1].text)
-            return next(replies)
+            answer = next(replies)
+            if streamer is not None:  # as the real decoders do: the prompt, then each token
+                streamer.put(torch.tensor([[0]]))
+                for token in model.codec.encode(answer, add_prefix=False):
+                    streamer.put(torch.tensor([token]))
+                streamer.end()
+            return answer
 
         monkeypatch.setattr(model, "generate", generate)
         return calls
@@ -132,6 +138,28 @@ def test_chat_report_carries_the_consistency_block(server, png, scripted) -> Non
     r = chat(server, {"messages": [image_message(png)], "repair": False})
     assert r.json()["choices"][0]["message"]["content"] == DRAFT and len(calls) == 1
     assert r.json()["radialog"]["consistency"]["repaired"] is False
+
+
+def test_a_streamed_report_is_the_checked_one(server, png, scripted) -> None:
+    """With repair on, the streamed content is the final (repaired) report, never a draft
+    that was replaced afterwards."""
+    import json
+
+    scripted(DRAFT, REPAIRED)
+    with httpx.stream(
+        "POST",
+        f"{server}/v1/chat/completions",
+        json={"messages": [image_message(png)], "stream": True},
+        timeout=60,
+    ) as r:
+        events = [
+            json.loads(line[6:])
+            for line in r.iter_lines()
+            if line.startswith("data: ") and line != "data: [DONE]"
+        ]
+    content = "".join(c["delta"].get("content") or "" for e in events for c in e.get("choices", []))
+    assert content == REPAIRED
+    assert events[-1]["radialog"]["consistency"]["original_report"] == DRAFT
 
 
 # ---------------------------------------------------------------- corrections

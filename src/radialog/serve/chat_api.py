@@ -199,7 +199,14 @@ def run_chat(
         first_text = turns[0][1]
         if not first_text or _REPORT_REQUEST.search(first_text):
             if len(turns) == 1:  # the image message itself is being answered
-                text = session.report(streamer)
+                if not repair:
+                    text = session.report(streamer)
+                    return _outcome(session, streamer, text, "report", None)
+                # A repair may replace the draft after it is written: streamed text cannot be
+                # taken back, so the checked report is sent in one piece.
+                text = session.report()
+                if on_text is not None and text:
+                    on_text(text)
                 return _outcome(session, streamer, text, "report", None)
             session.add_report_turn(history[1][1])
             history = history[2:]
