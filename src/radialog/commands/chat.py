@@ -155,6 +155,7 @@ class ChatLoop:
         if check is None:
             return ""
         lines = [f"(consistency check: {check.summary()})"]
+        lines += [f"(note: {note})" for note in check.notes]
         if check.repaired and report != streamed:
             lines += [
                 "",
