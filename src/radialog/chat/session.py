@@ -50,7 +50,8 @@ class PromptTooLongError(InvalidInputError):
 
 
 USER, ASSISTANT = "user", "assistant"
-# Turn kinds; "report" and "correct" answers are reports (the correction check labels them).
+# Turn kinds whose answers may be the report: the report turn's always, a correction's only
+# when it is one (`Turn.is_report`).
 REPORT_KINDS = ("report", "correct")
 REPORT_REQUEST = "Write a report for this X-ray."
 
