@@ -336,3 +336,21 @@ def test_lever_options_are_checked() -> None:
         InstructConfig(text_only_prob=1.5)
     with pytest.raises(ValueError, match="extra_tasks"):
         InstructConfig(extra_tasks={"report": 1})
+
+
+def test_findings_first_reorders_the_report_sentences(studies: list[Study], tmp_path: Path) -> None:
+    from radialog.data.instruct import split_report_sentences
+
+    out = tmp_path / "ff.jsonl"
+    build_bytes(studies, out, seed=2, tasks=("report", "correction"), findings_first=True)
+    rows = [json.loads(x) for x in out.read_text().splitlines()]
+    by_id = {s.id: s for s in studies}
+    moved = 0
+    for r in rows:
+        target = r["conversations"][-1]["value"]
+        original = split_report_sentences(by_id[r["study"]].findings)
+        assert sorted(split_report_sentences(target)) == sorted(original)
+        if r["task"] == "report" and r["emphasis"]:
+            assert split_report_sentences(target)[: len(r["emphasis"])] == r["emphasis"]
+            moved += split_report_sentences(target) != original
+    assert moved > 0

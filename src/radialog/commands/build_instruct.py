@@ -77,6 +77,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="correction answers: the true report (reference) or the replay model's edit "
         "(default: %(default)s)",
     )
+    parser.add_argument(
+        "--findings-first",
+        action="store_true",
+        help="report and correction targets state the listed findings first (the report's own "
+        "sentences, reordered)",
+    )
     parser.add_argument("--replay-batch", type=int, default=8)
     parser.add_argument(
         "--replay-backend",
@@ -156,6 +162,7 @@ def run(args: argparse.Namespace) -> int:
             mismatch_image_prob=args.mismatch_image_prob,
             extra_tasks=_extra_tasks(args.extra),
             correction_target=args.correction_target,
+            findings_first=args.findings_first,
         )
     except ValueError as exc:
         raise InvalidInputError(str(exc)) from None

@@ -42,6 +42,9 @@ Findings-faithfulness levers (all off by default, so a plain build is RaDialog's
   their report are sent without the image with this probability (the text-only chat case).
 - `mismatch_image_prob`: a report sample shows another study's image with this probability while
   the findings list and report agree: the list, not the image, decides what the report says.
+- `findings_first`: report and correction targets state the listed findings first, in list
+  order (the report's own sentences, reordered), then the rest of the report: the first
+  tokens of the answer then depend on the list, which a small adapter learns far sooner.
 - `extra_tasks`: task -> additional samples of that task per study (e.g. thousands of rule-based
   corrections instead of a few hundred).
 
@@ -111,6 +114,7 @@ class InstructConfig:
     mismatch_image_prob: float = 0.0
     extra_tasks: dict[str, int] = field(default_factory=dict)
     correction_target: str = "reference"  # or "replay": the replay model's adapted report
+    findings_first: bool = False
 
     def __post_init__(self) -> None:
         unknown = [t for t in self.tasks if t not in TASKS]
@@ -307,14 +311,30 @@ class InstructBuilder:
                     yield self._maybe_text_only(draft, rng)
 
     def _finding_sentences(self, study: Study) -> list[str]:
-        """The report's sentences that state one of its positive findings (labeler evidence)."""
+        """The report's sentences that state one of its positive findings (labeler evidence),
+        in the order of the findings list."""
         if not study.findings:
             return []
         labels, evidence = self._label(study.findings)
-        wanted = [n for n in study.positives if n != NO_FINDING and labels.get(n) == 1]
-        ev = [s for n in wanted for s in evidence.get(n, [])]
-        # The labeler's evidence is cleaned text; the report's own sentences are what to weight.
-        return [s for s in split_report_sentences(study.findings) if _contains_any(s, ev)]
+        wanted = [
+            n
+            for n in CHEXPERT_LABELS
+            if n in study.positives and n != NO_FINDING and labels.get(n) == 1
+        ]
+        sentences = split_report_sentences(study.findings)
+        out: list[str] = []
+        # The labeler's evidence is cleaned text; the report's own sentences are what to use.
+        for name in wanted:
+            out += [s for s in sentences if s not in out and _contains_any(s, evidence[name])]
+        return out
+
+    def _target(self, study: Study) -> str:
+        """The report as a target: as written, or with its finding sentences first."""
+        if not self.config.findings_first or not study.findings:
+            return study.findings or ""
+        first = self._finding_sentences(study)
+        rest = [s for s in split_report_sentences(study.findings) if s not in first]
+        return " ".join(first + rest)
 
     def _maybe_text_only(self, draft: _Draft, rng: random.Random) -> _Draft:
         """With `text_only_prob`, send a sample that sees its report without the image."""
@@ -340,7 +360,7 @@ class InstructBuilder:
     def _report_turns(self, study: Study) -> tuple[str, str]:
         from radialog.model.prompt import findings_text, report_prompt
 
-        return report_prompt(findings_text(study.positives, clean=False)), study.findings
+        return report_prompt(findings_text(study.positives, clean=False)), self._target(study)
 
     def _draft(
         self,
@@ -505,7 +525,8 @@ class InstructBuilder:
         if not study.findings or study.labels is None:
             return None
         true_labels, evidence = self._label(study.findings)
-        sentences = split_report_sentences(study.findings)
+        target = self._target(study)
+        sentences = split_report_sentences(target)
         true_pos = {n for n, v in true_labels.items() if v == 1 and n != NO_FINDING}
         modes = []
         removable = [n for n in sorted(true_pos) if evidence.get(n)]
@@ -573,7 +594,7 @@ class InstructBuilder:
             rng,
             epoch,
             instruction,
-            study.findings,
+            target,
             "reference",
             context="full",
             report_text=wrong_text,

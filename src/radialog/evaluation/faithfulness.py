@@ -35,7 +35,6 @@ from radialog.labels import CHEXPERT_LABELS, NO_FINDING
 FINDINGS = tuple(n for n in CHEXPERT_LABELS if n != NO_FINDING)
 NORMAL_REPORT = "No acute cardiopulmonary abnormality."
 _WORD = re.compile(r"[a-z]+")
-_SENTENCE_SPLIT = re.compile(r"(?<=[.!?])\s+")
 
 
 @dataclass
@@ -148,13 +147,10 @@ def qa_agreement(records: Sequence[FaithRecord], samples: int = 1000, seed: int 
     return with_ci(np.array(hits), lambda x: float(x.mean()), samples, seed)
 
 
-def sentences(text: str) -> list[str]:
-    return [" ".join(_WORD.findall(s.lower())) for s in _SENTENCE_SPLIT.split(text.strip())]
-
-
 def repeats_a_sentence(text: str) -> bool:
-    said = [s for s in sentences(text) if s]
-    return len(said) != len(set(said))
+    from radialog.model.repetition import repeats_a_sentence as repeats
+
+    return repeats(text)
 
 
 def words(text: str) -> list[str]:

@@ -65,6 +65,7 @@ from radialog.model.prompt import (
     findings_text,
     report_conversation,
 )
+from radialog.model.repetition import AnyStop, StopOnRepeatedSentence, cut_repeated_sentences
 
 log = logging.getLogger(__name__)
 
@@ -154,6 +155,9 @@ class RadialogModel(nn.Module):
     # llamacpp when it is installed and the LLM came from a GGUF file, else fast (both keep
     # their own copy of the weights); hf otherwise. `fast_options`: bf16/int8 weights.
     generation_backend: str = "auto"
+    # Stop a reply once a finished sentence repeats an earlier one, and cut the repeat off
+    # (`radialog.model.repetition`): small LLMs otherwise loop until the token limit.
+    stop_repeated_sentences: bool = True
     fast_options: FastOptions = FastOptions()
     llamacpp_options: LlamaCppOptions = LlamaCppOptions()
 
@@ -645,10 +649,13 @@ class RadialogModel(nn.Module):
         `frequency_penalty`/`presence_penalty`: OpenAI's repetition penalties (off at 0, as in
         RaDialog's evaluation)."""
         inputs = self.prepare_inputs(conversations, image_tokens, train=False)
-        stopping = None
+        stops = []
         if self.tokenizer.convert_ids_to_tokens(self.codec.eos_token_id) != "</s>":
             # A model that spells out the RaDialog separator should stop there too.
-            stopping = StopOnText(self.tokenizer)
+            stops.append(StopOnText(self.tokenizer))
+        if self.stop_repeated_sentences:
+            stops.append(StopOnRepeatedSentence(self.tokenizer))
+        stopping = AnyStop(*stops) if stops else None
         resolved = self._resolve_backend(backend)
         if resolved in ("fast", "llamacpp"):
             decoder = self._decoder(resolved, auto=(backend or self.generation_backend) == "auto")
@@ -666,7 +673,7 @@ class RadialogModel(nn.Module):
                 frequency_penalty=frequency_penalty,
                 presence_penalty=presence_penalty,
             )
-            return [self.codec.decode(row) for row in out]
+            return [self._text(row) for row in out]
         kwargs: dict[str, Any] = {
             "max_new_tokens": max_new_tokens or self.config.max_new_tokens,
             "do_sample": do_sample,
@@ -689,7 +696,11 @@ class RadialogModel(nn.Module):
                 [PenaltyProcessor(frequency_penalty, presence_penalty)]
             )
         out = self.llm.generate(**inputs, **kwargs)
-        return [self.codec.decode(row) for row in out]
+        return [self._text(row) for row in out]
+
+    def _text(self, ids: torch.Tensor) -> str:
+        text = self.codec.decode(ids)
+        return cut_repeated_sentences(text) if self.stop_repeated_sentences else text
 
     def _resolve_backend(self, backend: str | None) -> str:
         backend = backend or self.generation_backend
