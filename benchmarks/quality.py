@@ -90,17 +90,21 @@ def parse_spec(spec: str) -> tuple[str, list[str]]:
     return label or Path(body).name or body, ["--model", body]
 
 
-def run_eval(args: list[str], log: Path) -> float:
-    """One `radialog eval` in a subprocess (keeps memory per model separate); wall seconds."""
-    cmd = [sys.executable, "-m", "radialog", "eval", *args]
+def run_logged(cmd: list[str], log: Path, what: str) -> float:
+    """Run a command with its output appended to `log`; wall seconds. Exits on failure."""
     t0 = time.perf_counter()
     with open(log, "a", encoding="utf-8") as fh:
         fh.write(" ".join(cmd) + "\n")
         fh.flush()
         done = subprocess.run(cmd, cwd=REPO, stdout=fh, stderr=subprocess.STDOUT)
     if done.returncode != 0:
-        raise SystemExit(f"radialog eval failed ({done.returncode}); see {log}")
+        raise SystemExit(f"{what} failed ({done.returncode}); see {log}")
     return time.perf_counter() - t0
+
+
+def run_eval(args: list[str], log: Path) -> float:
+    """One `radialog eval` in a subprocess (keeps memory per model separate); wall seconds."""
+    return run_logged([sys.executable, "-m", "radialog", "eval", *args], log, "radialog eval")
 
 
 def run_faith(spec: str, folder: Path, args: argparse.Namespace, log: Path) -> tuple[float, dict]:
@@ -111,22 +115,17 @@ def run_faith(spec: str, folder: Path, args: argparse.Namespace, log: Path) -> t
     settings += ["--rg-tokens", str(args.rg_tokens), "--bootstrap", str(args.bootstrap)]
     settings += ["--split-file", args.split_file]
     settings += ["--no-repair"] if args.no_repair else []
+    settings += ["--no-stop-repeats"] if args.no_stop_repeats else []
     cmd += settings + (["--threads", str(args.threads)] if args.threads else [])
     if target.is_file():  # resume: a finished suite with the same settings is reused
         done = json.loads(target.read_text())
         if done.get("settings") == [spec, *settings]:
             return 0.0, done["summary"]
-    t0 = time.perf_counter()
-    with open(log, "a", encoding="utf-8") as fh:
-        fh.write(" ".join(cmd) + "\n")
-        fh.flush()
-        done = subprocess.run(cmd, cwd=REPO, stdout=fh, stderr=subprocess.STDOUT)
-    if done.returncode != 0:
-        raise SystemExit(f"faithfulness worker failed ({done.returncode}); see {log}")
+    seconds = run_logged(cmd, log, "faithfulness worker")
     result = json.loads(target.read_text())
     result["settings"] = [spec, *settings]
     target.write_text(json.dumps(result, indent=1), encoding="utf-8")
-    return time.perf_counter() - t0, result["summary"]
+    return seconds, result["summary"]
 
 
 def _get(metrics: dict, path: tuple[str, ...]) -> dict | None:
@@ -187,6 +186,7 @@ def faith_worker(args: argparse.Namespace) -> int:
         else:
             model = RadialogModel.from_pretrained(spec)
         model.eval()
+        model.stop_repeated_sentences = not args.no_stop_repeats
         records = F.run_model(
             model, items, labeler, max_new_tokens=args.rg_tokens, repair=not args.no_repair
         )
@@ -230,6 +230,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cf-lists", type=int, default=6, help="random lists per counterfactual image")
     p.add_argument("--no-faith", action="store_true", help="skip the faithfulness suites")
     p.add_argument("--no-repair", action="store_true", help="faithfulness without the repair turn")
+    p.add_argument(
+        "--no-stop-repeats",
+        action="store_true",
+        help="faithfulness without the stop at a repeated sentence (the model's raw loops)",
+    )
     p.add_argument("--faith-worker", nargs=2, metavar=("SPEC", "OUT"), help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     args.faith_limit = args.faith_limit or args.limit
