@@ -1,0 +1,90 @@
+"""The embedded default follows its findings list: reports, repair, yes/no answers, correction.
+
+Text-only prompts (no image), so the list is the only evidence; greedy decoding. These pin the
+behaviour the quality benchmark measures at scale (`benchmarks/quality.py`).
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from radialog.consistency import check_report, default_labeler
+from radialog.model.prompt import (
+    binary_question,
+    correction_prompt,
+    findings_text,
+    report_conversation,
+    text_only,
+)
+
+pytestmark = pytest.mark.e2e
+
+NORMAL = (
+    "The heart is normal in size. The mediastinum is unremarkable. The lungs are clear. "
+    "There is no pleural effusion or pneumothorax."
+)
+
+
+@pytest.fixture(scope="module")
+def mini():
+    from radialog.model import RadialogModel
+
+    torch.set_num_threads(2)
+    return RadialogModel.from_pretrained("radialog-mini").eval()
+
+
+@pytest.fixture(scope="module")
+def labeler():
+    return default_labeler()
+
+
+def _report_turn(listed):
+    conv = report_conversation(findings_text(listed))
+    conv.messages[0].text = text_only(conv.messages[0].text)
+    return conv
+
+
+KNOWN_MISS = pytest.mark.xfail(
+    strict=True,
+    reason="text-only, this list is not followed yet and the repair turn does not fix it "
+    "(model card: faithfulness (b), repair); strict: passing would mean the model card is stale",
+)
+
+
+@pytest.mark.parametrize(
+    "listed",
+    [
+        pytest.param(["Cardiomegaly"], marks=KNOWN_MISS),
+        ["Pleural Effusion"],
+        pytest.param(["Pneumothorax"], marks=KNOWN_MISS),
+        [],
+    ],
+    ids=str,
+)
+def test_report_states_its_list_after_at_most_one_repair(mini, listed):
+    conv = _report_turn(listed)
+    draft = mini.generate(conv, max_new_tokens=90)
+    report, _, check = mini.repair_report(conv.copy().add_assistant(draft), listed)
+    assert check.consistent, (listed, draft, report, check.summary())
+
+
+@pytest.mark.xfail(
+    strict=True, reason="correction is not learned yet (model card: correction success)"
+)
+def test_correction_adds_the_finding_and_keeps_the_rest(mini, labeler):
+    conv = _report_turn([]).add_assistant(NORMAL)
+    conv.add_user(correction_prompt([], ["Pleural Effusion"]))
+    corrected = mini.generate(conv, max_new_tokens=120)
+    check = check_report(corrected, ["Pleural Effusion"], labeler)
+    assert check.consistent, corrected
+
+
+@pytest.mark.parametrize(("label", "expected"), [("Cardiomegaly", "yes"), ("Edema", "no")])
+def test_yes_no_answers_follow_the_list(mini, label, expected):
+    listed = ["Cardiomegaly"]
+    conv = _report_turn(listed).add_assistant(
+        "The heart is enlarged. The lungs are clear. No pleural effusion."
+    )
+    answer = mini.generate(conv.add_user(binary_question(label)), max_new_tokens=10)
+    assert expected in answer.lower(), answer
