@@ -234,7 +234,18 @@ def test_generate_report_on_real_image(tiny: RadialogModel) -> None:
     assert set(report.predicted) <= set(above)
     assert isinstance(report.text, str)
     d = report.to_dict()
-    assert set(d) == {"findings", "predicted", "report", "model", "disclaimer", "timings"}
+    assert set(d) == {
+        "findings",
+        "thresholds",
+        "predicted",
+        "report",
+        "model",
+        "disclaimer",
+        "timings",
+        "consistency",
+    }
+    assert set(d["thresholds"]) == set(d["findings"])
+    assert d["consistency"]["listed"] == [p for p in report.predicted if p != "No Finding"]
     assert d["model"] == "tiny" and d["disclaimer"] == DISCLAIMER
     assert {"preprocess", "classifier", "encode", "generate", "total"} <= set(d["timings"])
     # The follow-up dialog starts from the report prompt and the report.
