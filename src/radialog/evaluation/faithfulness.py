@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from radialog.labels import CHEXPERT_LABELS, NO_FINDING
+from radialog.model.repetition import repeats_a_sentence  # one definition of a sentence loop
 
 FINDINGS = tuple(n for n in CHEXPERT_LABELS if n != NO_FINDING)
 NORMAL_REPORT = "No acute cardiopulmonary abnormality."
@@ -145,12 +146,6 @@ def qa_agreement(records: Sequence[FaithRecord], samples: int = 1000, seed: int 
         float(("yes" in answer.lower()) == listed) for r in records for _, listed, answer in r.qa
     ]
     return with_ci(np.array(hits), lambda x: float(x.mean()), samples, seed)
-
-
-def repeats_a_sentence(text: str) -> bool:
-    from radialog.model.repetition import repeats_a_sentence as repeats
-
-    return repeats(text)
 
 
 def words(text: str) -> list[str]:
