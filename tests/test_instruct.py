@@ -354,3 +354,58 @@ def test_findings_first_reorders_the_report_sentences(studies: list[Study], tmp_
             assert split_report_sentences(target)[: len(r["emphasis"])] == r["emphasis"]
             moved += split_report_sentences(target) != original
     assert moved > 0
+
+
+def _listed(prompt: str) -> set[str]:
+    import re
+
+    from radialog.labels import CHEXPERT_LABELS
+
+    text = re.search(r"Predicted Findings: (.*?)\. You", prompt).group(1)
+    names = {n.lower(): n for n in CHEXPERT_LABELS}
+    return {names[x] for x in text.split(", ") if x in names}
+
+
+def test_composed_reports_say_exactly_their_random_list(studies: list[Study]) -> None:
+    labeler = get_labeler("rules")
+    config = InstructConfig(
+        tasks=("report",), seed=3, composed_reports=2, composed_image_prob=0.5, findings_first=True
+    )
+    rows = [s for s in InstructBuilder(studies, config).samples() if s["source"] == "composed"]
+    assert len(rows) > len(studies)  # most draws succeed
+    lists = Counter()
+    for r in rows:
+        prompt, target = (t["value"] for t in r["conversations"])
+        listed = _listed(prompt) - {"No Finding"}
+        said = {n for n, v in labeler.label([target])[0].labels.items() if v == 1}
+        assert said - {"No Finding"} == listed, (prompt, target)
+        # The finding sentences come first, one per listed label, and are the emphasis.
+        assert split_report_sentences(target)[: len(listed)] == r["emphasis"]
+        assert len(r["emphasis"]) == len(listed)
+        if r["image"] is None:
+            assert r["context"] == "text" and IMAGE_PLACEHOLDER not in prompt
+        else:
+            assert r["context"] == "full" and prompt.startswith(IMAGE_PLACEHOLDER)
+        lists[len(listed)] += 1
+    assert set(lists) >= {0, 1, 2}
+    assert {r["image"] is None for r in rows} == {True, False}
+    # Lists are drawn from every label that has a single-finding sentence, not the study's own.
+    own = {r["study"]: None for r in rows}
+    assert len(own) > 10
+    drawn = Counter(n for r in rows for n in _listed(r["conversations"][0]["value"]))
+    assert len(drawn) >= 6
+
+
+def test_correction_can_list_the_wrong_reports_findings(studies: list[Study]) -> None:
+    labeler = get_labeler("rules")
+    config = InstructConfig(tasks=("correction",), seed=5, size=120, correction_wrong_list_prob=1.0)
+    by_id = {s.id: s for s in studies}
+    for s in InstructBuilder(studies, config).samples():
+        prompt, wrong, instruction, answer = (t["value"] for t in s["conversations"])
+        wrong_pos = {n for n, v in labeler.label([wrong])[0].labels.items() if v == 1}
+        assert _listed(prompt) == wrong_pos  # the list the wrong report was written from
+        assert answer == by_id[s["study"]].findings
+    with pytest.raises(ValueError, match="correction_wrong_list_prob"):
+        InstructConfig(correction_wrong_list_prob=2)
+    with pytest.raises(ValueError, match="composed_reports"):
+        InstructConfig(composed_reports=-1)

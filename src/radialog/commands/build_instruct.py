@@ -83,6 +83,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="report and correction targets state the listed findings first (the report's own "
         "sentences, reordered)",
     )
+    parser.add_argument(
+        "--correction-wrong-list-prob",
+        type=float,
+        default=0.0,
+        help="share of corrections whose report prompt lists the wrong report's findings (what "
+        "the report was written from), so the request, not the list, says what to change",
+    )
+    parser.add_argument(
+        "--composed-reports",
+        type=int,
+        default=0,
+        help="report samples per study for a random findings list (0-3 labels), composed from "
+        "other reports' single-finding sentences and this study's normal sentences",
+    )
+    parser.add_argument(
+        "--composed-image-prob",
+        type=float,
+        default=0.0,
+        help="share of composed report samples that show a random study's image (else text-only)",
+    )
     parser.add_argument("--replay-batch", type=int, default=8)
     parser.add_argument(
         "--replay-backend",
@@ -163,6 +183,9 @@ def run(args: argparse.Namespace) -> int:
             extra_tasks=_extra_tasks(args.extra),
             correction_target=args.correction_target,
             findings_first=args.findings_first,
+            correction_wrong_list_prob=args.correction_wrong_list_prob,
+            composed_reports=args.composed_reports,
+            composed_image_prob=args.composed_image_prob,
         )
     except ValueError as exc:
         raise InvalidInputError(str(exc)) from None

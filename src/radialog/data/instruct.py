@@ -47,6 +47,16 @@ Findings-faithfulness levers (all off by default, so a plain build is RaDialog's
   tokens of the answer then depend on the list, which a small adapter learns far sooner.
 - `extra_tasks`: task -> additional samples of that task per study (e.g. thousands of rule-based
   corrections instead of a few hundred).
+- `correction_wrong_list_prob`: a correction sample's report prompt lists the findings of the
+  *wrong* report (the list the report was written from) with this probability, else the true
+  ones. With the true list the model can fix the report by copying the list, so it learns to
+  ignore the request; a radiologist's correction names what the list missed.
+- `composed_reports`: report samples per study built from a random findings list (0-3 labels,
+  drawn uniformly) rather than the study's own: the labeler's single-finding sentences of other
+  studies for each listed label, then the study's sentences that state no finding and do not
+  negate a listed one. The labeler must read back exactly the list, else the draw is retried.
+  They are text-only, or show a random image with `composed_image_prob`: rare findings get as
+  many samples as common ones, and list and image disagree as in the counterfactual benchmark.
 
 Each study draws its tasks from a random generator seeded by (seed, epoch, study id), so the
 output is byte-identical for a seed, and samples are written as they are produced.
@@ -115,6 +125,9 @@ class InstructConfig:
     extra_tasks: dict[str, int] = field(default_factory=dict)
     correction_target: str = "reference"  # or "replay": the replay model's adapted report
     findings_first: bool = False
+    correction_wrong_list_prob: float = 0.0
+    composed_reports: int = 0
+    composed_image_prob: float = 0.0
 
     def __post_init__(self) -> None:
         unknown = [t for t in self.tasks if t not in TASKS]
@@ -130,7 +143,14 @@ class InstructConfig:
             )
         if not 0 <= self.normal_fraction <= 1:
             raise ValueError("normal_fraction must be in [0, 1]")
-        for name in ("text_only_prob", "mismatch_image_prob"):
+        if self.composed_reports < 0:
+            raise ValueError("composed_reports must be >= 0")
+        for name in (
+            "text_only_prob",
+            "mismatch_image_prob",
+            "correction_wrong_list_prob",
+            "composed_image_prob",
+        ):
             if not 0 <= getattr(self, name) <= 1:
                 raise ValueError(f"{name} must be in [0, 1]")
         bad = [t for t in self.extra_tasks if t not in FOLLOWUP_TASKS]
@@ -197,6 +217,9 @@ class InstructBuilder:
         self.followups = tuple(t for t in self.tasks if t in FOLLOWUP_TASKS)
         self.keep_normal = self._normal_keep_probability()
         self._label = functools.lru_cache(maxsize=4096)(self._label_uncached)
+        self._sentence_pool: tuple[dict[str, list[str]], dict[str, dict[str, int | None]]] | None = (
+            None
+        )
 
     # ------------------------------------------------------------------ bookkeeping
 
@@ -289,6 +312,11 @@ class InstructBuilder:
                 )
                 draft.sample["emphasis"] = self._finding_sentences(study)
                 yield self._maybe_text_only(draft, rng)
+        if "report" in self.tasks:
+            for k in range(self.config.composed_reports):
+                composed = self._composed_report(study, rng, epoch, k)
+                if composed is not None:
+                    yield composed
         if not self.followups:
             return
         candidates = list(self.followups)
@@ -309,6 +337,74 @@ class InstructBuilder:
                 if draft is not None:
                     draft.sample["id"] += f":x{k}"
                     yield self._maybe_text_only(draft, rng)
+
+    def _sentences_by_finding(
+        self,
+    ) -> tuple[dict[str, list[str]], dict[str, dict[str, int | None]]]:
+        """Sentences of all reports that state exactly one finding (finding -> sentences), and
+        the labels of every sentence that states none (sentence -> labels; its negations)."""
+        if self._sentence_pool is None:
+            by_finding: dict[str, list[str]] = {}
+            neutral: dict[str, dict[str, int | None]] = {}
+            for study in self.studies:
+                for sentence in split_report_sentences(study.findings or ""):
+                    if sentence in neutral:
+                        continue
+                    labels = self._label_sentence(sentence)
+                    stated = {n for n, v in labels.items() if v in (1, -1) and n != NO_FINDING}
+                    if not stated:
+                        neutral[sentence] = labels
+                    elif len(stated) == 1 and labels[next(iter(stated))] == 1:
+                        pool = by_finding.setdefault(next(iter(stated)), [])
+                        if sentence not in pool:
+                            pool.append(sentence)
+            self._sentence_pool = (by_finding, neutral)
+        return self._sentence_pool
+
+    def _label_sentence(self, sentence: str) -> dict[str, int | None]:
+        return self._label(sentence)[0]
+
+    def _composed_report(
+        self, study: Study, rng: random.Random, epoch: int, k: int, tries: int = 4
+    ) -> _Draft | None:
+        """A report sample for a random findings list (see `composed_reports`)."""
+        from radialog.model.prompt import findings_text, report_prompt, text_only
+
+        by_finding, neutral = self._sentences_by_finding()
+        base = [s for s in split_report_sentences(study.findings or "") if s in neutral]
+        if not base or not by_finding:
+            return None
+        options = [n for n in CHEXPERT_LABELS if n in by_finding]
+        order = {n: i for i, n in enumerate(CHEXPERT_LABELS)}
+        for _ in range(tries):
+            size = rng.choices((0, 1, 2, 3), weights=(0.1, 0.45, 0.3, 0.15))[0]
+            listed = sorted(rng.sample(options, min(size, len(options))), key=order.get)
+            stated = [rng.choice(by_finding[n]) for n in listed]
+            # A normal sentence that negates a listed finding would contradict the list.
+            rest = [s for s in base if all(neutral[s].get(n) is None for n in listed)]
+            target = " ".join(stated + rest)
+            labels, _ = self._label(target)
+            said = {n for n, v in labels.items() if v == 1 and n != NO_FINDING}
+            uncertain = any(v == -1 for n, v in labels.items() if n != NO_FINDING)
+            if said != set(listed) or uncertain or not rest:
+                continue
+            image = None
+            if rng.random() < self.config.composed_image_prob:
+                image = self.studies[rng.randrange(len(self.studies))].frontal_image()
+            # An empty list reads "no common findings" or "no finding", as the classifier's may.
+            shown = listed or rng.choice([[], [NO_FINDING]])
+            prompt = report_prompt(findings_text(shown, clean=False))
+            context = "full" if image is not None else "text"
+            if image is None:
+                prompt = text_only(prompt)
+            draft = self._draft(
+                study, "report", epoch, 100 + k, [(prompt, target)], context, "composed", image
+            )
+            if image is None:
+                draft.sample["image"] = None
+            draft.sample["emphasis"] = stated
+            return draft
+        return None
 
     def _finding_sentences(self, study: Study) -> list[str]:
         """The report's sentences that state one of its positive findings (labeler evidence),
@@ -402,12 +498,15 @@ class InstructBuilder:
         report_text: str | None = None,
         replay: Chat | None = None,
         image: StudyImage | None = None,
+        listed: list[str] | None = None,
     ) -> _Draft:
-        from radialog.model.prompt import IMAGE_PLACEHOLDER
+        from radialog.model.prompt import IMAGE_PLACEHOLDER, findings_text, report_prompt
 
         if context is None:
             context = self._pick_context(study, task, rng)
         prompt, findings = self._report_turns(study)
+        if listed is not None:  # the report turn was written from this list instead
+            prompt = report_prompt(findings_text(listed, clean=False))
         if report_text is not None:
             findings = report_text
         if context == "partial":
@@ -588,6 +687,9 @@ class InstructBuilder:
                 report_text=wrong_text,
                 replay=chat,
             )
+        listed = None
+        if rng.random() < self.config.correction_wrong_list_prob:
+            listed = [n for n in CHEXPERT_LABELS if wrong_labels.get(n) == 1]
         draft = self._followup(
             study,
             "correction",
@@ -598,6 +700,7 @@ class InstructBuilder:
             "reference",
             context="full",
             report_text=wrong_text,
+            listed=listed,
         )
         # The edit to learn: the sentences the wrong report lacks (removals show as absence).
         draft.sample["emphasis"] = [s for s in sentences if s not in wrong]
