@@ -217,9 +217,9 @@ class InstructBuilder:
         self.followups = tuple(t for t in self.tasks if t in FOLLOWUP_TASKS)
         self.keep_normal = self._normal_keep_probability()
         self._label = functools.lru_cache(maxsize=4096)(self._label_uncached)
-        self._sentence_pool: tuple[dict[str, list[str]], dict[str, dict[str, int | None]]] | None = (
-            None
-        )
+        self._sentence_pool: (
+            tuple[dict[str, list[str]], dict[str, dict[str, int | None]]] | None
+        ) = None
 
     # ------------------------------------------------------------------ bookkeeping
 
