@@ -107,11 +107,21 @@ def run_eval(args: list[str], log: Path) -> float:
     return run_logged([sys.executable, "-m", "radialog", "eval", *args], log, "radialog eval")
 
 
-def run_faith(spec: str, folder: Path, args: argparse.Namespace, log: Path) -> tuple[float, dict]:
-    """The faithfulness suite of one model in a worker process; (seconds, summary)."""
+def run_faith(
+    spec: str,
+    folder: Path,
+    args: argparse.Namespace,
+    log: Path,
+    lists_from: Path | None = None,
+) -> tuple[float, dict]:
+    """The faithfulness suite of one model in a worker process; (seconds, summary).
+
+    `lists_from`: another model's faithfulness.json whose classifier lists the phantom items
+    use (the constant baseline has no classifier; with an empty list it would read 100)."""
     target = folder / "faithfulness.json"
     cmd = [sys.executable, str(Path(__file__).resolve()), "--faith-worker", spec, str(target)]
     settings = ["--faith-limit", str(args.faith_limit), "--cf-lists", str(args.cf_lists)]
+    settings += ["--lists-from", str(lists_from)] if lists_from else []
     settings += ["--rg-tokens", str(args.rg_tokens), "--bootstrap", str(args.bootstrap)]
     settings += ["--split-file", args.split_file]
     settings += ["--no-repair"] if args.no_repair else []
@@ -126,6 +136,11 @@ def run_faith(spec: str, folder: Path, args: argparse.Namespace, log: Path) -> t
     result["settings"] = [spec, *settings]
     target.write_text(json.dumps(result, indent=1), encoding="utf-8")
     return seconds, result["summary"]
+
+
+def _folder(label: str) -> str:
+    """A model column's run folder under --out."""
+    return label.replace(os.sep, "_")
 
 
 def _get(metrics: dict, path: tuple[str, ...]) -> dict | None:
@@ -179,7 +194,11 @@ def faith_worker(args: argparse.Namespace) -> int:
         items += F.text_items(iu.studies("test"), args.faith_limit)
     items += F.counterfactual_items(counterfactual_images(), args.cf_lists, seed=0)
     if spec == "normal":
-        records = F.ConstantNormal().run(items, labeler)
+        lists = None
+        if args.lists_from:
+            done = json.loads(Path(args.lists_from).read_text())["records"]
+            lists = {r["id"]: r["listed"] for r in done if r["kind"] == "phantom"}
+        records = F.ConstantNormal(lists).run(items, labeler)
     else:
         if spec.startswith("untrained:"):
             model = RadialogModel.from_config(spec.split(":", 1)[1])
@@ -236,6 +255,7 @@ def main(argv: list[str] | None = None) -> int:
         help="faithfulness without the stop at a repeated sentence (the model's raw loops)",
     )
     p.add_argument("--faith-worker", nargs=2, metavar=("SPEC", "OUT"), help=argparse.SUPPRESS)
+    p.add_argument("--lists-from", default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     args.faith_limit = args.faith_limit or args.limit
     if args.faith_worker:
@@ -267,7 +287,7 @@ def main(argv: list[str] | None = None) -> int:
     rows: dict[str, dict] = {}
     for spec in args.models:
         label, model_args = parse_spec(spec)
-        folder = out / label.replace(os.sep, "_")
+        folder = out / _folder(label)
         entry: dict = {"spec": spec, "seconds": {}}
         entry["seconds"]["rg"] = run_eval(
             [*model_args, *rg_args, *common, "--out", str(folder / "phantom-rg")], log
@@ -294,7 +314,10 @@ def main(argv: list[str] | None = None) -> int:
             "rg": json.loads((folder / "metrics.json").read_text()),
         }
         if not args.no_faith:
-            secs, rows["normal report"]["faith"] = run_faith("normal", folder, args, log)
+            # The phantom items list what the first model's classifier predicted.
+            first = next((out / _folder(lab) for lab in rows if rows[lab].get("faith")), None)
+            lists = first / "faithfulness.json" if first else None
+            secs, rows["normal report"]["faith"] = run_faith("normal", folder, args, log, lists)
             rows["normal report"]["seconds"]["faith"] = secs
 
     table = {

@@ -58,6 +58,15 @@ def test_qa_agreement_counts_yes_only_for_listed(labeler):
     assert F.faithfulness(records, samples=20)["value"] == 0.0
 
 
+def test_constant_normal_takes_phantom_lists_from_a_model(labeler):
+    phantom = F.FaithItem("phantom", "p1", None)
+    alone = F.ConstantNormal().run([phantom], labeler)
+    given = F.ConstantNormal({"p1": ["Cardiomegaly"]}).run([phantom], labeler)
+    assert alone[0].listed == [] and given[0].listed == ["Cardiomegaly"]
+    # A normal report for a non-empty list is unfaithful, not trivially perfect.
+    assert F.faithfulness(given, samples=20)["value"] == 0.0
+
+
 def test_run_model_on_tiny_model_records_reports_qa_and_repair(labeler, tmp_path):
     from radialog.imaging import example_image_path
     from radialog.model import RadialogModel

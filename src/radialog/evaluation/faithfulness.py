@@ -191,15 +191,22 @@ def qa_labels(listed: Sequence[str], rng: random.Random) -> list[tuple[str, bool
 
 
 class ConstantNormal:
-    """The constant normal-report baseline: the same report for every list, "no" to every QA."""
+    """The constant normal-report baseline: the same report for every list, "no" to every QA.
+
+    It has no classifier: `lists` (item id -> list) gives the phantom items a list, e.g. the one
+    a model's classifier predicted; without it they list nothing (and the normal report is then
+    trivially faithful)."""
 
     name = "normal report"
+
+    def __init__(self, lists: dict[str, list[str]] | None = None) -> None:
+        self.lists = lists or {}
 
     def run(self, items: Sequence[FaithItem], labeler: Any, **_: Any) -> list[FaithRecord]:
         labels = labeler.label([NORMAL_REPORT])[0].labels
         out = []
         for item in items:
-            listed = list(item.listed or [])
+            listed = list(item.listed or self.lists.get(item.id, []))
             rec = FaithRecord(item, listed, NORMAL_REPORT, dict(labels))
             rec.qa = [(n, w, "no") for n, w in qa_labels(listed, random.Random(item.id))]
             out.append(rec)
