@@ -1,0 +1,59 @@
+"""Take a fixed random subset of an instruct JSONL per task (the CPU budget buys a few thousand
+samples; this picks which), optionally add whole files, shuffle, write atomically.
+
+Samples group by task, except report samples composed for random lists (`source` "composed"),
+which group as "composed". Groups are sampled in the order given, from one seeded generator,
+so a command line reproduces its output byte for byte:
+
+    python scripts/subsample_instruct.py IN.jsonl OUT.jsonl --seed 11 \\
+        --take composed=1050 correction=950 report=650 --add replay.jsonl
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+from pathlib import Path
+
+
+def group_of(sample: dict) -> str:
+    return "composed" if sample.get("source") == "composed" else sample["task"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("source", type=Path)
+    p.add_argument("out", type=Path)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--take", nargs="+", required=True, metavar="GROUP=N")
+    p.add_argument("--add", nargs="*", default=[], type=Path, help="files added whole")
+    args = p.parse_args(argv)
+    groups: dict[str, list[str]] = {}
+    for line in args.source.read_text(encoding="utf-8").splitlines(keepends=True):
+        groups.setdefault(group_of(json.loads(line)), []).append(line)
+    rng = random.Random(args.seed)
+    out: list[str] = []
+    for item in args.take:
+        name, _, count = item.partition("=")
+        if name not in groups or not count.isdigit():
+            known = ", ".join(sorted(groups))
+            sys.exit(f"--take {item!r}: expected GROUP=N with GROUP one of {known}")
+        pool = groups[name]
+        out += rng.sample(pool, min(int(count), len(pool)))
+        print(f"{name}: {min(int(count), len(pool))} of {len(pool)}")
+    for extra in args.add:
+        lines = extra.read_text(encoding="utf-8").splitlines(keepends=True)
+        out += lines
+        print(f"{extra}: {len(lines)}")
+    rng.shuffle(out)
+    tmp = args.out.with_suffix(args.out.suffix + ".tmp")
+    tmp.write_text("".join(out), encoding="utf-8")
+    tmp.replace(args.out)
+    print(f"wrote {len(out)} samples to {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
