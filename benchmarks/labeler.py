@@ -1,4 +1,5 @@
-"""Accuracy and speed of the rule labeler on OpenI (IU X-ray) reports with NegBio's gold labels.
+"""Accuracy and speed of the rule labeler: OpenI reports with NegBio's gold labels, and the
+careful IU development set (hand labels with the conventions of docs/LABELING.md).
 
 Reports: torchxrayvision's `NLMCXR_reports.tgz` (FINDINGS + IMPRESSION of each XML file,
 id = its `CXR<uid>`). Gold: NegBio's `openi_gld_std14.csv` (manual MeSH coding), on the
@@ -7,7 +8,13 @@ negative. Speed is reports per second on one core (labeling only, parsing exclud
 baseline in the same process: the CheXbert architecture (BERT-base, as Stanford's checkpoint;
 random weights, which cost the same compute) on the first `--chexbert-reports` reports.
 
-    .venv/bin/python benchmarks/labeler.py [--gold PATH] [--errors 20]
+Careful set (`benchmarks/labels/iu-careful/adjudicated.jsonl`, ids and labels only; the text
+is each report's FINDINGS section from torchxrayvision's package): micro F1 on positives (a
+cell is positive when its value is 1; uncertain, negative and blank are not), per label and
+micro, with 95 % bootstrap intervals over reports, on the development part (the rules were
+tuned on it) and the held-out part (they were not) separately.
+
+    .venv/bin/python benchmarks/labeler.py [--gold PATH] [--careful DIR] [--errors 20]
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ from __future__ import annotations
 import argparse
 import csv
 import importlib.util
+import json
 import random
 import sys
 import tarfile
@@ -22,8 +30,11 @@ import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+import numpy as np
+
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_GOLD = ROOT.parent / "shared" / "data" / "negbio" / "openi_gld_std14.csv"
+DEFAULT_CAREFUL = ROOT / "benchmarks" / "labels" / "iu-careful"
 
 # NegBio gold column -> CheXpert label
 CLASSES = {
@@ -86,6 +97,103 @@ def read_openi_reports(archive: Path) -> dict[str, str]:
     return reports
 
 
+def read_findings(archive: Path) -> dict[str, str]:
+    """{CXR<uid>: FINDINGS text} (whitespace normalised) for every report with findings."""
+    from radialog.data.iu import read_reports
+
+    out = {}
+    for r in read_reports(archive):
+        text = " ".join((r.sections.get("FINDINGS") or "").split())
+        if text:
+            out[r.uid] = text
+    return out
+
+
+def _f1(tp: int, fp: int, fn: int) -> float:
+    return 2 * tp / (2 * tp + fp + fn) if tp else 0.0
+
+
+def positive_counts(
+    gold: list[dict[str, int]], pred: list[dict[str, int | None]], labels: list[str]
+) -> np.ndarray:
+    """Per report and label: (tp, fp, fn) of positives (value 1)."""
+    out = np.zeros((len(gold), len(labels), 3), dtype=np.int64)
+    for i, (g, p) in enumerate(zip(gold, pred, strict=True)):
+        for j, name in enumerate(labels):
+            t, q = g.get(name) == 1, p.get(name) == 1
+            out[i, j] = (t and q, q and not t, t and not q)
+    return out
+
+
+def careful_table(
+    name: str, ids: list[str], gold: dict, texts: dict[str, str], labeler, samples: int = 1000
+) -> list[str]:
+    """The careful-set table for one part: per label and micro F1 with bootstrap CIs."""
+    from radialog.labels import CHEXPERT_LABELS
+
+    labels = list(CHEXPERT_LABELS)
+    results = labeler.label([texts[i] for i in ids])
+    counts = positive_counts([gold[i] for i in ids], [dict(r.labels) for r in results], labels)
+    rng = np.random.default_rng(0)
+    boots = [counts[rng.integers(0, len(ids), len(ids))] for _ in range(samples)]
+
+    def ci(values: list[float]) -> str:
+        lo, hi = np.percentile(values, [2.5, 97.5])
+        return f"[{lo:.2f}-{hi:.2f}]"
+
+    lines = [f"{name}: {len(ids)} reports (FINDINGS; positives = value 1)"]
+    lines.append(f"{'label':<28}{'support':>8}{'P':>7}{'R':>7}{'F1':>7}  95% CI")
+    for j, label in enumerate(labels):
+        tp, fp, fn = counts[:, j].sum(0)
+        if tp + fn + fp == 0:
+            continue
+        p = tp / (tp + fp) if tp + fp else 0.0
+        r = tp / (tp + fn) if tp + fn else 0.0
+        f1s = [_f1(*b[:, j].sum(0)) for b in boots]
+        lines.append(f"{label:<28}{tp + fn:>8}{p:>7.3f}{r:>7.3f}{_f1(tp, fp, fn):>7.3f}  {ci(f1s)}")
+    tp, fp, fn = counts.sum((0, 1))
+    micro = [_f1(*b.sum((0, 1))) for b in boots]
+    lines.append(
+        f"{'micro':<28}{tp + fn:>8}{tp / max(1, tp + fp):>7.3f}{tp / max(1, tp + fn):>7.3f}"
+        f"{_f1(tp, fp, fn):>7.3f}  {ci(micro)}"
+    )
+    return lines
+
+
+def read_careful(folder: Path) -> tuple[dict[str, list[str]], dict[str, dict[str, int]]] | None:
+    """(part -> ids, id -> labels) of the adjudicated careful set, None when absent."""
+    ids_file, labels_file = folder / "ids.json", folder / "adjudicated.jsonl"
+    if not (ids_file.is_file() and labels_file.is_file()):
+        return None
+    parts = json.loads(ids_file.read_text(encoding="utf-8"))
+    gold = {}
+    for line in labels_file.read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            row = json.loads(line)
+            gold[row["id"]] = row["labels"]
+    return {k: [i for i in parts[k] if i in gold] for k in ("dev", "heldout")}, gold
+
+
+def _careful_errors(ids, gold, texts, labeler, only, n) -> None:  # noqa: ANN001
+    """Disagreements on positives in the development part (never the held-out part)."""
+    from radialog.labels import CHEXPERT_LABELS
+
+    results = labeler.label([texts[i] for i in ids])
+    for label in CHEXPERT_LABELS:
+        if only and label != only:
+            continue
+        errs = []
+        for rid, res in zip(ids, results, strict=True):
+            t, q = gold[rid].get(label) == 1, res.labels.get(label) == 1
+            if t != q:
+                ev = " | ".join(res.evidence.get(label, []))
+                errs.append(("FP" if q else "FN", rid, gold[rid].get(label), ev or texts[rid]))
+        if errs:
+            print(f"\n=== careful dev {label}: {len(errs)} disagreements")
+            for kind, rid, g, detail in errs[:n]:
+                print(f"{kind} {rid} (gold {g}): {detail[:300]}")
+
+
 def read_gold(path: Path) -> dict[str, dict[str, int]]:
     with path.open(newline="") as fh:
         return {
@@ -98,6 +206,7 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
     parser.add_argument("--gold", type=Path, default=DEFAULT_GOLD)
+    parser.add_argument("--careful", type=Path, default=DEFAULT_CAREFUL)
     parser.add_argument(
         "--errors", type=int, default=0, help="print N false positives/negatives per class"
     )
@@ -188,6 +297,21 @@ def main(argv: list[str] | None = None) -> int:
             f"baseline: CheXbert-sized BERT-base {bert_speed:,.1f} reports/s on one core "
             f"({args.chexbert_reports} reports); rule labeler {rules_speed / bert_speed:,.0f}x faster"
         )
+
+    careful = read_careful(args.careful)
+    if careful is None:
+        print(f"\n(no adjudicated careful set in {args.careful})")
+    else:
+        parts, gold_c = careful
+        findings = read_findings(reports_archive())
+        for part, title in (
+            ("heldout", "careful IU, held out"),
+            ("dev", "careful IU, development"),
+        ):
+            print()
+            print("\n".join(careful_table(title, parts[part], gold_c, findings, labeler)))
+        if args.errors:
+            _careful_errors(parts["dev"], gold_c, findings, labeler, args.only, args.errors)
 
     if args.errors:
         rng = random.Random(0)
