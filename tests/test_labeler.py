@@ -101,9 +101,24 @@ def labels_of(text: str) -> dict:
         ("Right PICC line tip in the SVC. Sternotomy wires.", {"Support Devices": 1}),
         ("Left pleural thickening.", {"Pleural Other": 1}),
         # conventions documented in labeler/vocab.py
-        ("Calcified granuloma in the left upper lobe.", {}),
+        ("Calcified granuloma in the left upper lobe.", {"Lung Lesion": 1}),
         ("Lungs are clear.", {}),
-        ("Residua of old granulomatous infection.", {}),
+        ("Residua of old granulomatous infection.", {"Lung Lesion": 1}),
+        ("Evidence of prior granulomatous disease.", {}),
+        # docs/LABELING.md: IU masking, explained densities, alternatives
+        ("Mild bibasilar opacities, xxxx atelectasis.", {"Lung Opacity": 1, "Atelectasis": -1}),
+        (
+            "The heart is large, and the pulmonary xxxx are engorged.",
+            {"Cardiomegaly": 1, "Edema": 1},
+        ),
+        ("Calcified lymph xxxx and granuloma are noted.", {"Lung Lesion": 1}),
+        ("Substernal density may be related to a pectus deformity.", {}),
+        ("Stable paratracheal soft tissue density.", {}),
+        ("There is a 1 cm nodular density in the right midlung.", {"Lung Lesion": 1}),
+        ("Mild airspace disease and/or atelectasis.", {"Lung Opacity": -1, "Atelectasis": -1}),
+        ("Mild wedge compression deformity of a midthoracic vertebral body.", {"Fracture": 1}),
+        ("VP shunt tubing is identified.", {"Support Devices": 1}),
+        ("A calcified pleural plaque has not xxxx since the CT.", {"Pleural Other": 1}),
     ],
 )
 def test_scope_cases(text, expected):

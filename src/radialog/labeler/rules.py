@@ -91,11 +91,20 @@ class RuleLabeler:
         breaks.sort()
         break_ends = [end for _, end in breaks]
         break_starts = [start for start, _ in breaks]
+        explained = bool(vocab.EXPLAINED_AWAY.search(lower))
         out: list[Mention] = []
         for pattern in vocab.MENTIONS:
+            if explained and pattern.label in vocab.EXPLAINABLE:
+                continue
             for match in pattern.regex.finditer(lower):
                 start, end = match.span()
                 value = self._value(pattern.kind, masked, start, end, break_starts, break_ends)
+                if (
+                    value == POSITIVE
+                    and pattern.label != "Support Devices"
+                    and vocab.MASKED_HEDGE.search(masked, 0, start)
+                ):
+                    value = UNCERTAIN
                 out.append(Mention(pattern.label, value, sentence, start, end))
         return out
 

@@ -2,8 +2,12 @@
 
 Written for radialog in the spirit of the CheXpert/NegBio labelers, not copied from them.
 Conventions we chose (and test):
-- Calcified granulomas are healed, benign disease: not a Lung Lesion (as in CheXpert's list,
-  which has no granuloma). A plain "granuloma" is not a lesion either.
+- Granulomas (calcified or not) are Lung Lesions, as radiologists label IU reports (CheXpert's
+  list has no granuloma); "prior granulomatous disease" alone names no lesion.
+- A density explained by soft tissue, vessels, a pectus or a hernia is neither Lung Opacity
+  nor Lung Lesion; a nodular or calcified density is a lesion, not an opacity.
+- IU's masked word right before a finding is a hedge ("xxxx atelectasis"): uncertain.
+  The full conventions: docs/LABELING.md.
 - "Lungs are clear" says nothing about Lung Opacity (CheXpert leaves it blank); "clear of
   consolidation" negates consolidation.
 - Consolidation, atelectasis and edema do not imply Lung Opacity, and consolidation does
@@ -94,15 +98,19 @@ MENTIONS: tuple[MentionPattern, ...] = (
         "Lung Opacity",
         r"\bopaci(?:ty|ties|fication|fications|fied)\b|\binfiltrat(?:e|es|ion|ions|ive)\b|"
         r"\bair[- ]?space (?:disease|process|opacit\w*|filling)|\bhaz(?:e|iness|y)\b|"
-        r"\bground[- ]glass\b|\bdensit(?:y|ies)\b|\bdecreased translucency\b|"
+        r"\bground[- ]glass\b|\bdensit(?:y|ies)\b(?<!nodular density)(?<!nodular densities)"
+        r"(?<!calcific density)(?<!calcific densities)(?<!calcified density)"
+        r"(?<!calcified densities)(?<!soft tissue density)(?<!tubular densities)|"
+        r"\bdecreased translucency\b|"
         r"\breticul(?:ar|onodular|ation)\b|\binterstitial (?:markings?|opacit\w*|pattern|"
         r"prominence|thickening|disease|changes?|lung disease)\b|\bincreased (?:lung |interstitial |"
         r"pulmonary )?markings\b|\bscar(?:ring|s)?\b|\bfibrotic\b|\bfibrosis\b",
     ),
-    # Lung Lesion (no "granuloma": see module docstring)
+    # Lung Lesion
     _p(
         "Lung Lesion",
-        r"\bnodul(?:e|es|ar)\b|\bmass(?:es)?\b|\blesions?\b(?<!lytic lesion)(?<!lytic lesions)"
+        r"\bgranulom(?:a|as|ata)\b|\bresidu(?:a|als?) of (?:prior |old )?granulomatous|"
+        r"\bcalcific densit(?:y|ies)\b|\bnodul(?:e|es)\b|\bnodular(?! interstitial)\b|\bmass(?:es)?\b|\blesions?\b(?<!lytic lesion)(?<!lytic lesions)"
         r"(?<!sclerotic lesion)(?<!sclerotic lesions)(?<!bone lesion)(?<!bony lesion)(?<!skin lesion)|\bneoplasm\w*|\btumou?rs?\b|\bcarcinoma\b|\bmalignan\w+|"
         r"\bmetasta\w+|\bcavitary\b|\bcavitation\b|\blump\b",
     ),
@@ -110,7 +118,8 @@ MENTIONS: tuple[MentionPattern, ...] = (
     _p(
         "Edema",
         r"\bo?edema\b|\b(?:pulmonary |vascular |venous )congestion\b|\bchf\b|\bheart failure\b|"
-        r"\bfluid overload\b|\bcephalization\b|\bkerley\b|\bvascular (?:engorgement|redistribution)\b",
+        r"\bfluid overload\b|\bcephalization\b|\bkerley\b|\bvascular (?:engorgement|redistribution)\b|"
+        r"\bengorged\b",
     ),
     # Consolidation
     _p("Consolidation", r"\bconsolidat(?:ion|ions|ed|ive)\b"),
@@ -145,6 +154,8 @@ MENTIONS: tuple[MentionPattern, ...] = (
     ),
     # Fracture
     _p("Fracture", r"\bfractures?d?\b|\bfx\b"),
+    # A wedge or compression deformity of a vertebral body is a compression fracture.
+    _p("Fracture", r"\b(?:wedge|compression) (?:\w+ )?deformit(?:y|ies)\b"),
     _p(
         "Fracture",
         r"\brib deformit(?:y|ies)\b|\bdeformit(?:y|ies) of the (?:\w+ ){0,2}ribs?\b",
@@ -163,7 +174,8 @@ MENTIONS: tuple[MentionPattern, ...] = (
         r"\bstents?\b|\bvalve replacement\b|\bport-?a-?cath\b|\b(?:chest )?port\b|\bdrains?\b|"
         r"\btracheostomy\b|\bloop recorder\b|\bhardware\b|\bscrews?\b|\bfixation (?:plates?|rods?)\b|"
         r"\bmonitoring (?:leads?|wires?|devices?)\b|\b(?:ecg|ekg) leads?\b|\bleads\b|\bcoils?\b|"
-        r"\blvad\b|\bballoon pump\b|\biabp\b|\bvertebroplasty\b|\bkyphoplasty\b|\bspinal fusion\b",
+        r"\blvad\b|\bballoon pump\b|\biabp\b|\bvertebroplasty\b|\bkyphoplasty\b|\bspinal fusion\b|"
+        r"\bshunt\b|\btubing\b|\bsurgical xxxx\b|\binjection (?:port|xxxx)\b",
     ),
 )
 
@@ -185,7 +197,9 @@ PSEUDO = (
     r"significant interval |other )*(?:change|increase|decrease|progression|worsening|"
     r"improvement|difference)s?|not (?:significantly |substantially |markedly )?(?:changed|"
     r"increased|decreased|improved|worsened)|without (?:significant |interval )?change|"
-    r"not only|no longer (?:increasing|enlarging)|gram-negative|no cause"
+    r"not only|no longer (?:increasing|enlarging)|gram-negative|no cause|"
+    # IU masking ate the participle: "has not xxxx since" is "has not changed since".
+    r"(?:has|have) not xxxx"
 )
 # Uncertainty phrases that contain a negation word: checked before negation.
 NEGATED_UNCERTAINTY = (
@@ -207,7 +221,7 @@ PRE_UNCERTAINTY = (
     r"\bdifferential\b|\bversus\b|\bvs\b|\bconsider\w*|\bcannot exclude\b|\bappear(?:s|ing)? to\b|"
     r"\bfavou?r(?:s|ed)?\b|\bpotential\b|\bsubtle\b|\bdeveloping\b|\bearly\b|\bevaluat\w+ for\b|"
     # IU X-ray de-identification often ate "likely" in "most likely": "most XXXX".
-    r"\bmimic\w*|\bmost xxxx\b|\bconsideration\b"
+    r"\bmimic\w*|\bmost xxxx\b|\bconsideration\b|\bapparent\b|\band/or\b"
 )
 # After the mention, in the same clause ("effusion is not seen", "pneumonia is possible").
 POST_NEGATION = re.compile(
@@ -219,6 +233,7 @@ POST_UNCERTAINTY = re.compile(
     r"^(?:\s+[a-z'/-]+){0,5}?\s+(?:(?:is|are|was|were|be)\s+)?(?:"
     + NEGATED_UNCERTAINTY
     + r"|possible\b|possibly\b|likely\b|suspected\b|questioned\b|questionable\b|versus\b|vs\b|"
+    r"and/or\b|"
     r"(?:in|on) the differential\b|(?:a |another )?consideration\b|considered\b|"
     # "opacity may represent atelectasis": the opacity itself is certain.
     r"not (?:well )?(?:excluded|seen well)|\?|(?:may|might|could)\b(?!\s+(?:also\s+)?(?:represent|"
@@ -241,3 +256,18 @@ COMMA_BREAK = re.compile(
     r"bilateral|left|right|slight|slightly|marked|markedly|severe|patchy|focal|streaky)\b)"
 )
 LIST_CONTINUES = re.compile(r"\b(?:or|nor)\b|/")
+
+# IU de-identification masked many hedges ("likely", "possibly", "which may represent") as
+# "xxxx": one right before a finding (at most one word between) makes it uncertain. Device
+# and anatomy words it stands for are not affected: they are matched, not hedged.
+# A verb or conjunction after it shows the masked word was a noun ("pulmonary xxxx are engorged").
+MASKED_HEDGE = re.compile(
+    r"\bxxxx(?:\s+(?:represent\w*|reflect\w*|likely|be))?\s+"
+    r"(?:(?!(?:are|is|was|were|has|have|and|or)\s)[a-z-]+\s+)?$"
+)
+# A density or opacity the report explains by something that is not lung disease.
+EXPLAINED_AWAY = re.compile(
+    r"\bsoft tissue\b|\bpectus\b|\bvascular shadows?\b|\boverlap\w*|\bnipple\b|"
+    r"\bartifact\w*|\bhiatal hernia\b|\battenuation\b|\bpericardial fat\b"
+)
+EXPLAINABLE = frozenset({"Lung Opacity", "Lung Lesion"})
