@@ -138,3 +138,26 @@ def test_missing_tokenizer_and_checkpoint_are_clear_errors(tmp_path):
         get_labeler(tmp_path / "nowhere.pth")
     with pytest.raises(ModelNotFoundError, match="chexbert.pth"):
         get_labeler("chexbert")
+
+
+def test_a_chexbert_checkpoint_goes_through_the_labeler_benchmark(tmp_path, vocab_dir, capsys):
+    """benchmarks/labeler.py scores a given CheXbert checkpoint on the same sets as the rules."""
+    import importlib.util
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    gold = root.parent / "shared" / "data" / "negbio" / "openi_gld_std14.csv"
+    if not gold.exists() or importlib.util.find_spec("torchxrayvision") is None:
+        pytest.skip("needs ../shared/data/negbio and torchxrayvision's reports")
+    spec = importlib.util.spec_from_file_location(
+        "bench_labeler", root / "benchmarks" / "labeler.py"
+    )
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    save_stanford(tiny_model(), tmp_path / "chexbert.pth")
+    args = ["--labeler", str(tmp_path / "chexbert.pth"), "--tokenizer", str(vocab_dir)]
+    assert bench.main([*args, "--limit", "40", "--gold", str(gold)]) == 0
+    out = capsys.readouterr().out
+    assert f"labeler: {tmp_path / 'chexbert.pth'}" in out
+    assert "OpenI reports with gold labels: 40" in out
+    assert "careful IU, held out: 80 reports" in out
