@@ -63,6 +63,9 @@ class XRay:
     bits: int = 8
     # Set when the image was reduced to fit max_side: the original (height, width).
     original_shape: tuple[int, int] | None = field(default=None)
+    # How colourful the file was before it became grey (mean chroma in 0..1, see
+    # `colourfulness`); None for grey files. The input gate refuses colour photographs by it.
+    colour: float | None = None
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -199,6 +202,7 @@ def _decode_pillow_image(im: ImageFile.ImageFile, name: str, max_side: int, fmt:
         im.load()
         if fmt == "jpeg":
             im = ImageOps.exif_transpose(im) if _has_orientation(im) else im
+        colour = colourfulness(im) if im.mode not in _GREY_MODES else None
         pixels = _to_gray_array(im, max_side)
     except _DECODE_ERRORS as exc:
         raise InvalidImageError(
@@ -213,7 +217,29 @@ def _decode_pillow_image(im: ImageFile.ImageFile, name: str, max_side: int, fmt:
         format=fmt,
         bits=bits,
         original_shape=original if reduced else None,
+        colour=colour,
     )
+
+
+_GREY_MODES = ("1", "L", "LA", "La", "I", "F", "I;16", "I;16B", "I;16L", "I;16N")
+_COLOUR_SIDE = 64
+
+
+def colourfulness(im: Image.Image) -> float:
+    """Mean chroma (max - min of R, G, B, in 0..1) of a 64-px thumbnail: 0 for a grey image
+    stored as RGB (as many X-ray JPEGs are), about 0.1-0.5 for a colour photograph."""
+    small = im.copy()
+    small.thumbnail((_COLOUR_SIDE, _COLOUR_SIDE), Image.Resampling.BOX)
+    if small.mode in ("RGBA", "LA", "PA"):
+        # Transparent pixels count as grey, whatever colour they store.
+        rgba = np.asarray(small.convert("RGBA"), dtype=np.float32)
+        rgb, alpha = rgba[..., :3], rgba[..., 3] / 255.0
+    else:
+        rgb, alpha = np.asarray(small.convert("RGB"), dtype=np.float32), None
+    chroma = (rgb.max(axis=-1) - rgb.min(axis=-1)) / 255.0
+    if alpha is not None:
+        chroma = chroma * alpha
+    return round(float(chroma.mean()), 4)
 
 
 def _has_orientation(im: Image.Image) -> bool:
