@@ -35,6 +35,7 @@ def session_dict(session: Session) -> dict[str, Any]:
         # The report the dialog started from: corrections never lose it.
         "original_report": session.original_report,
         "consistency": None if session.consistency is None else session.consistency.to_dict(),
+        "gate": None if getattr(session, "gate", None) is None else session.gate.to_dict(),
         "turns": [t.to_dict() for t in session.turns],
         "notices": list(session.notices),
         "disclaimer": DISCLAIMER,

@@ -201,9 +201,13 @@ class Session:
         *,
         repair: bool = True,
         should_stop: Callable[[], bool] | None = None,
+        gate: Any = None,
     ) -> None:
         self.model = model
         self.xray = _as_xray(image)
+        # The input gate's verdict on the image (radialog.gate.GateResult), when the caller
+        # screened it; it goes into the report JSON as "gate".
+        self.gate = gate
         self.options = options or GenerationOptions()
         self.max_context_tokens = max_context_tokens
         self.repair = repair
@@ -292,6 +296,8 @@ class Session:
         }
         if self.consistency is not None:
             self.report_data["consistency"] = self.consistency.to_dict()
+        if self.gate is not None:
+            self.report_data["gate"] = self.gate.to_dict()
         return text
 
     def _check_report(self, draft: str) -> str:

@@ -132,3 +132,32 @@ def load_model(args: argparse.Namespace):
     model.generation_backend = getattr(args, "backend", None) or "auto"
     model.eval()
     return model
+
+
+def add_force_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="run the model even when the input gate refuses the image as not a chest X-ray "
+        "(the output records that the gate was overridden)",
+    )
+
+
+def screen_image(args: argparse.Namespace, xray, name: str):  # noqa: ANN001, ANN201
+    """The input gate's verdict on `xray` (radialog.gate.GateResult), before the (slow)
+    model load: the gate is read from the model's own `gate/` folder. Raises
+    NotAChestXRayError (exit code 2) when it refuses and --force was not given."""
+    from pathlib import Path
+
+    from radialog.gate import InputGate, screen
+    from radialog.model.radialog_model import CONFIG_NAME, weights_root
+
+    path = Path(args.model).expanduser()
+    if not path.is_dir():
+        embedded = weights_root() / str(args.model)
+        path = embedded if (embedded / CONFIG_NAME).is_file() else None
+    gate = InputGate.for_model_dir(path) if path is not None else None
+    result = screen(gate, xray, force=getattr(args, "force", False), name=name)
+    if result.decision == "warn":
+        log.warning("input gate: %s %s (score %.2f)", name, result.message, result.score)
+    return result

@@ -12,12 +12,14 @@ from pathlib import Path
 from typing import TextIO
 
 from radialog.commands._common import (
+    add_force_argument,
     add_max_context_tokens_argument,
     add_max_new_tokens_argument,
     add_model_argument,
     add_penalty_arguments,
     add_repair_argument,
     load_model,
+    screen_image,
 )
 
 
@@ -34,6 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     add_penalty_arguments(parser)
     add_repair_argument(parser)
+    add_force_argument(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -41,6 +44,7 @@ def run(args: argparse.Namespace) -> int:
     from radialog.imaging.io import read_xray
 
     xray = read_xray(args.image)  # a bad file fails before the slower model load
+    gate = screen_image(args, xray, f"image file {args.image}")  # and so does a wrong one
     model = load_model(args)
     options = GenerationOptions(
         max_new_tokens=args.max_new_tokens,
@@ -57,6 +61,7 @@ def run(args: argparse.Namespace) -> int:
         max_context_tokens=args.max_context_tokens,
         options=options,
         repair=args.repair,
+        gate=gate,
     )
     return ChatLoop(session, sys.stdin, sys.stdout).run()
 
@@ -141,9 +146,12 @@ class ChatLoop:
 
     def _findings_block(self) -> str:
         from radialog.chat.session import model_thresholds
-        from radialog.commands.report import format_findings
+        from radialog.commands.report import format_findings, format_gate
 
-        lines = format_findings(
+        gate = self.session.gate
+        warning = format_gate(gate.to_dict()) if gate is not None else None
+        lines = [warning, ""] if warning else []
+        lines += format_findings(
             self.session.findings, self.session.predicted, model_thresholds(self.session.model)
         )
         return "\n".join(lines) + "\n"

@@ -9,10 +9,12 @@ import argparse
 import time
 
 from radialog.commands._common import (
+    add_force_argument,
     add_max_new_tokens_argument,
     add_model_argument,
     add_repair_argument,
     load_model,
+    screen_image,
 )
 from radialog.commands.report import format_report
 
@@ -27,6 +29,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_model_argument(parser)
     add_max_new_tokens_argument(parser, default=120)
     add_repair_argument(parser)
+    add_force_argument(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -37,6 +40,10 @@ def run(args: argparse.Namespace) -> int:
 
     image = args.image or str(example_image_path())
     print(f"radialog demo: {image}")
+    from radialog.imaging import read_xray
+
+    xray = read_xray(image)
+    gate = screen_image(args, xray, f"image file {image}")
     start = time.perf_counter()
     model = load_model(args)
     backend = model._resolve_backend(None)
@@ -53,9 +60,10 @@ def run(args: argparse.Namespace) -> int:
         )
     session = Session(
         model,
-        image,
+        xray,
         options=GenerationOptions(max_new_tokens=args.max_new_tokens),
         repair=args.repair,
+        gate=gate,
     )
     start = time.perf_counter()
     session.report()

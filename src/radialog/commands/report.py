@@ -7,11 +7,13 @@ import json
 import sys
 
 from radialog.commands._common import (
+    add_force_argument,
     add_max_new_tokens_argument,
     add_model_argument,
     add_penalty_arguments,
     add_repair_argument,
     load_model,
+    screen_image,
 )
 
 
@@ -22,6 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_max_new_tokens_argument(parser, help="generation length cap")
     add_penalty_arguments(parser)
     add_repair_argument(parser)
+    add_force_argument(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -29,6 +32,7 @@ def run(args: argparse.Namespace) -> int:
 
     # Read first: a bad file should fail before the (slower) model load.
     xray = read_xray(args.image)
+    gate = screen_image(args, xray, f"image file {args.image}")
     model = load_model(args)
     from radialog.chat.session import GenerationOptions
 
@@ -38,6 +42,7 @@ def run(args: argparse.Namespace) -> int:
         presence_penalty=args.presence_penalty,
     )
     report = model.generate_report(xray, check=True, repair=args.repair, **options.kwargs())
+    report.gate = gate.to_dict()
     payload = report.to_dict()
     if args.json:
         json.dump(payload, sys.stdout, indent=2)
@@ -93,6 +98,9 @@ def format_consistency(consistency: dict | None) -> list[str]:
 def format_report(payload: dict) -> str:
     """Human-readable rendering of a report dict (the `--json` shape)."""
     lines = [f"Model: {payload['model']}", ""]
+    gate = format_gate(payload.get("gate"))
+    if gate:
+        lines += [gate, ""]
     lines += format_findings(
         payload["findings"], payload["predicted"], payload.get("thresholds") or {}
     )
@@ -102,3 +110,19 @@ def format_report(payload: dict) -> str:
         lines += ["", *consistency]
     lines += ["", payload["disclaimer"]]
     return "\n".join(lines)
+
+
+def format_gate(gate: dict | None) -> str | None:
+    """One line on the input gate's verdict when it is worth a reader's attention: a
+    warning (with the score), an override, or no gate at all. None for a plain accept."""
+    if not gate or (gate["decision"] == "accept" and not gate.get("forced")):
+        return None
+    score = "" if gate.get("score") is None else f" (chest X-ray score {gate['score']:.2f})"
+    if gate.get("forced"):
+        return (
+            f"INPUT GATE OVERRIDDEN (--force): the image {gate['message']}{score}. The report "
+            "below is for an image the model was not made for."
+        )
+    if gate["decision"] == "warn":
+        return f"Input gate WARNING: the image {gate['message']}{score}."
+    return f"Input gate: {gate.get('message') or gate['decision']}."

@@ -5,8 +5,9 @@ embeddings, spliced into `inputs_embeds` between the token embeddings of the tex
 magic token ids). One image per conversation; the placeholder may appear at most once.
 
 Saved layout (`save_pretrained`): `config.json` + `model.safetensors` (encoder, adapter,
-classifier encoder/head and its thresholds: the trained parts only) + `adapter/` (peft LoRA).
-The base LLM is referenced through `config.llm.source`, never copied.
+classifier encoder/head and its thresholds: the trained parts only) + `adapter/` (peft LoRA)
++ optionally `gate/` (the input gate, `radialog.gate`; without it the model loads with the
+gate off). The base LLM is referenced through `config.llm.source`, never copied.
 """
 
 from __future__ import annotations
@@ -97,6 +98,9 @@ class Report:
     # The labeler's check of the report against `predicted` (None when checking was off).
     consistency: Consistency | None = None
     thresholds: dict[str, float] = field(default_factory=dict)
+    # The input gate's verdict (radialog.gate.GateResult.to_dict()), set by the caller that
+    # screened the image.
+    gate: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out = {
@@ -110,6 +114,8 @@ class Report:
         }
         if self.consistency is not None:
             out["consistency"] = self.consistency.to_dict()
+        if self.gate is not None:
+            out["gate"] = dict(self.gate)
         return out
 
 
@@ -173,6 +179,8 @@ class RadialogModel(nn.Module):
         super().__init__()
         self.config = config
         self.is_trained = False
+        # The input gate (radialog.gate.InputGate) saved with the model, or None (no check).
+        self.gate: Any = None
         if llm is None:
             llm, tokenizer = load_llm(config.llm)
         llm_hidden = int(llm.get_input_embeddings().weight.shape[1])
@@ -303,6 +311,9 @@ class RadialogModel(nn.Module):
         with safe_open(str(path / WEIGHTS_NAME), framework="pt") as f:
             meta = f.metadata() or {}
         model.is_trained = meta.get("is_trained", "true") == "true"
+        from radialog.gate import InputGate
+
+        model.gate = InputGate.for_model_dir(path)
         return model
 
     def widen_lora(self, settings: LoraSettings) -> None:
@@ -354,6 +365,10 @@ class RadialogModel(nn.Module):
                 )
                 if dtype is not None:
                     _cast_safetensors(tmp / ADAPTER_DIR / "adapter_model.safetensors", dtype)
+            if self.gate is not None:
+                from radialog.gate import GATE_DIR
+
+                self.gate.save_pretrained(tmp / GATE_DIR)
 
         return atomic_dir(out_dir, fill)
 

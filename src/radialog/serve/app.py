@@ -73,7 +73,11 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     404: {**_ERR, "description": "unknown model (code model_not_found)"},
     413: {**_ERR, "description": "image (bytes or pixels) or request body over the limit"},
     415: {**_ERR, "description": "not a PNG, JPEG or DICOM image"},
-    422: {**_ERR, "description": "malformed request or unreadable (corrupt) image"},
+    422: {
+        **_ERR,
+        "description": "malformed request, unreadable (corrupt) image, or an image the input "
+        "gate refuses as not a chest X-ray (code not_a_chest_xray; force=true overrides)",
+    },
     503: {
         **_ERR,
         "description": "server busy: queue full; see Retry-After",
@@ -172,6 +176,13 @@ def create_app(model: Any, settings: ServeSettings | None = None) -> FastAPI:
             "server's setting); also accepted as a form field",
         ),
         repair_field: bool | None = Form(None, alias="repair", include_in_schema=False),
+        force: bool | None = Query(
+            None,
+            description="run the model even when the input gate refuses the image as not a "
+            "chest X-ray (422 not_a_chest_xray otherwise); the response's `gate` records the "
+            "override. Also accepted as a form field",
+        ),
+        force_field: bool | None = Form(None, alias="force", include_in_schema=False),
     ) -> ReportResponse:
         uploads = [u for u in (file, image) if u is not None]
         if len(uploads) != 1:
@@ -193,6 +204,10 @@ def create_app(model: Any, settings: ServeSettings | None = None) -> FastAPI:
         xray = await asyncio.to_thread(
             images.load_image, data, param=param, max_pixels=settings.max_pixels
         )
+        do_force = bool(force or force_field)
+        gate = await asyncio.to_thread(
+            _screen, model, xray, do_force, param, "force=true (query or form field)"
+        )
         options = GenerationOptions(
             max_new_tokens=min(max_tokens or settings.max_new_tokens, settings.max_new_tokens)
         )
@@ -201,7 +216,12 @@ def create_app(model: Any, settings: ServeSettings | None = None) -> FastAPI:
 
         def work() -> dict[str, Any]:
             session = Session(
-                model, xray, options=options, repair=do_repair, should_stop=lambda: token.cancelled
+                model,
+                xray,
+                options=options,
+                repair=do_repair,
+                should_stop=lambda: token.cancelled,
+                gate=gate,
             )
             streamer = TextDeltaStreamer(model.codec, lambda _t: None, lambda: token.cancelled)
             session.report(streamer)
@@ -245,7 +265,7 @@ def create_app(model: Any, settings: ServeSettings | None = None) -> FastAPI:
         if settings.max_context_tokens is not None:
             limit = min(limit, settings.max_context_tokens)
         await asyncio.to_thread(check_message_length, model, chat, options, limit)
-        xray = None
+        xray = gate = None
         if chat.image_url is not None:
             data = images.decode_image_url(
                 chat.image_url,
@@ -257,6 +277,14 @@ def create_app(model: Any, settings: ServeSettings | None = None) -> FastAPI:
                 data,
                 param=chat.image_param or "image_url",
                 max_pixels=settings.max_pixels,
+            )
+            gate = await asyncio.to_thread(
+                _screen,
+                model,
+                xray,
+                bool(req.force),
+                chat.image_param or "image_url",
+                '"force": true in the request',
             )
         repair = settings.repair if req.repair is None else req.repair
         completion_id = "chatcmpl-" + uuid.uuid4().hex[:24]
@@ -273,9 +301,10 @@ def create_app(model: Any, settings: ServeSettings | None = None) -> FastAPI:
                 model_name,
                 include_usage,
                 repair,
+                gate,
             )
         token = CancelToken()
-        work = _chat_work(model, chat, xray, options, settings, token, repair=repair)
+        work = _chat_work(model, chat, xray, options, settings, token, repair=repair, gate=gate)
         outcome = await _run(runner, work, settings, token)
         return ChatCompletion(
             id=completion_id,
@@ -314,6 +343,7 @@ def _chat_work(
     on_text: Callable[[str], None] | None = None,
     *,
     repair: bool = True,
+    gate: Any = None,
 ) -> Callable[[], ChatOutcome]:
     """The blocking model call of one chat completion, to run on the model thread."""
 
@@ -327,9 +357,27 @@ def _chat_work(
             on_text=on_text,
             should_stop=lambda: token.cancelled,
             repair=repair,
+            gate=gate,
         )
 
     return work
+
+
+def _screen(model: Any, xray: Any, force: bool, param: str, override: str) -> Any:
+    """The input gate on an uploaded image (before any model work): its GateResult, or the
+    422 `not_a_chest_xray` error that says why and how to override."""
+    from radialog.gate import NotAChestXRayError, screen
+
+    try:
+        return screen(
+            getattr(model, "gate", None),
+            xray,
+            force=force,
+            name="the uploaded image",
+            override=override,
+        )
+    except NotAChestXRayError as exc:
+        raise ApiError(422, str(exc), exc.code, param) from None
 
 
 async def _run(runner: ModelRunner, work: Any, settings: ServeSettings, token: CancelToken) -> Any:
@@ -373,6 +421,7 @@ def _extras(outcome: ChatOutcome) -> dict[str, Any]:
         "original_report": outcome.original_report,
         "consistency": outcome.consistency,
         "thresholds": outcome.thresholds,
+        "gate": outcome.gate,
         "notices": outcome.notices,
         "disclaimer": DISCLAIMER,
     }
@@ -389,6 +438,7 @@ def _stream_chat(
     model_name: str,
     include_usage: bool,
     repair: bool = True,
+    gate: Any = None,
 ) -> StreamingResponse:
     """Server-sent events in OpenAI's chunk format. Admission (503) happens before the
     response starts; errors after that arrive as an `error` event before `[DONE]`."""
@@ -399,7 +449,9 @@ def _stream_chat(
     def on_text(delta: str) -> None:
         loop.call_soon_threadsafe(queue.put_nowait, ("delta", delta))
 
-    work = _chat_work(model, chat, xray, options, settings, token, on_text, repair=repair)
+    work = _chat_work(
+        model, chat, xray, options, settings, token, on_text, repair=repair, gate=gate
+    )
     fut = runner.submit(work)  # raises the 503 while we can still send a status code
     fut.add_done_callback(lambda _f: loop.call_soon_threadsafe(queue.put_nowait, ("done", "")))
     created = int(time.time())

@@ -65,6 +65,7 @@ class ChatOutcome:
     consistency: dict[str, Any] | None = None  # of a report generated in this request
     thresholds: dict[str, float] | None = None
     notices: list[str] = field(default_factory=list)
+    gate: dict[str, Any] | None = None
 
 
 def parse_messages(req: ChatCompletionRequest) -> ParsedChat:
@@ -180,8 +181,10 @@ def run_chat(
     on_text: Callable[[str], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
     repair: bool = True,
+    gate: Any = None,
 ) -> ChatOutcome:
-    """Rebuild the dialog from the messages and answer the last one (runs in a worker thread)."""
+    """Rebuild the dialog from the messages and answer the last one (runs in a worker thread).
+    `gate`: the input gate's verdict on the image (the caller screened it)."""
     session = Session(
         model,
         xray,
@@ -189,6 +192,7 @@ def run_chat(
         options=options,
         repair=repair,
         should_stop=should_stop,
+        gate=gate,
     )
     streamer = TextDeltaStreamer(model.codec, on_text or (lambda _t: None), should_stop)
     turns = list(chat.turns)
@@ -243,4 +247,5 @@ def _outcome(
         thresholds=(session.report_data or {}).get("thresholds")
         or (model_thresholds(session.model) if session.has_image else None),
         notices=list(session.notices),
+        gate=None if session.gate is None else session.gate.to_dict(),
     )

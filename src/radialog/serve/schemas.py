@@ -63,6 +63,22 @@ class ChatCompletionRequest(BaseModel):
         description="radialog: repair a generated report that disagrees with its findings "
         "list (default: the server's setting, on unless started with --no-repair)",
     )
+    force: bool | None = Field(
+        default=None,
+        description="radialog: run the model even when the input gate refuses the image as "
+        "not a chest X-ray (422 not_a_chest_xray otherwise); the answer's `radialog.gate` "
+        "then records the override",
+    )
+
+
+class GateInfo(BaseModel):
+    """The input gate's verdict on the image (`radialog.gate`)."""
+
+    decision: str = Field(description="accept, warn, refuse (only with force) or off (no gate)")
+    score: float | None = Field(default=None, description="P(chest radiograph), 0..1")
+    reason: str | None = None
+    message: str | None = None
+    forced: bool = Field(default=False, description="refused, and overridden by force")
 
 
 class Usage(BaseModel):
@@ -139,6 +155,7 @@ class RadialogInfo(BaseModel):
         default=None, description="the check of a report generated for this request"
     )
     thresholds: dict[str, float] | None = None
+    gate: GateInfo | None = Field(default=None, description="the input gate on the image")
     notices: list[str] = Field(
         default_factory=list, description="e.g. older turns left out, an empty answer"
     )
@@ -169,6 +186,7 @@ class ReportResponse(BaseModel):
     disclaimer: str
     timings: dict[str, float]
     consistency: ConsistencyInfo | None = None
+    gate: GateInfo | None = Field(default=None, description="the input gate on the image")
     image: str | None = Field(
         default=None, description="preprocessed 8-bit PNG as a data URI (include_image=true)"
     )

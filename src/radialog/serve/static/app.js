@@ -12,6 +12,7 @@ const state = {
   messages: [],        // OpenAI-format conversation
   dialog: [],          // [{role, text}] shown below the report (for the Markdown download)
   busy: false,
+  force: false,        // the input gate was overridden for this image: say so in every request
 };
 
 function apiKey() { return sessionStorage.getItem("radialog-key") || ""; }
@@ -36,12 +37,16 @@ function setBusy(busy) {
 }
 
 async function errorMessage(resp) {
+  return (await errorBody(resp)).message;
+}
+
+async function errorBody(resp) {
   if (resp.status === 401) $("key-row").classList.remove("hidden");
   try {
     const body = await resp.json();
-    if (body && body.error && body.error.message) return body.error.message;
+    if (body && body.error && body.error.message) return body.error;
   } catch (e) { /* not JSON */ }
-  return "the server answered " + resp.status + " " + resp.statusText;
+  return { message: "the server answered " + resp.status + " " + resp.statusText, code: null };
 }
 
 // ---------------------------------------------------------------- upload and report
@@ -51,20 +56,36 @@ function chooseFile(file) {
   $("drop-text").textContent = file ? file.name + " (" + Math.round(file.size / 1024) + " KiB)"
     : "Choose or drop a chest X-ray (PNG, JPEG or DICOM)";
   $("generate").disabled = !file || state.busy;
+  $("gate-refused").classList.add("hidden");
   setStatus("");
 }
 
-async function generateReport(ev) {
-  ev.preventDefault();
+// force: the expert override of the input gate (after it refused this file).
+async function generateReport(ev, force) {
+  if (ev) ev.preventDefault();
   if (!state.file || state.busy) return;
   setBusy(true);
+  $("gate-refused").classList.add("hidden");
   setStatus("Reading the image and writing the report…");
   const form = new FormData();
   form.append("file", state.file);
+  if (force) form.append("force", "true");
   try {
     const resp = await fetch("/v1/reports?include_image=true", { method: "POST", body: form, headers: headers() });
-    if (!resp.ok) { setStatus("Could not use this file: " + await errorMessage(resp), true); return; }
+    if (!resp.ok) {
+      const err = await errorBody(resp);
+      if (err.code === "not_a_chest_xray") {
+        // The input gate refused the file: say why, and offer the override.
+        setStatus("");
+        $("gate-refused-text").textContent = "Not a chest X-ray: " + err.message;
+        $("gate-refused").classList.remove("hidden");
+        return;
+      }
+      setStatus("Could not use this file: " + err.message, true);
+      return;
+    }
     const data = await resp.json();
+    state.force = !!force;
     showReport(data);
     setStatus("Report ready (" + (data.timings.total || 0).toFixed(1) + " s).");
   } catch (e) {
@@ -92,6 +113,7 @@ function showReport(data) {
   $("model-name").textContent = "Model: " + data.model;
   renderFindings(data.findings, data.predicted, data.thresholds || {});
   renderConsistency(data.consistency);
+  renderGate(data.gate);
   renderCorrectList();
   $("messages").innerHTML = "";
   $("result").classList.remove("hidden");
@@ -128,6 +150,25 @@ function renderFindings(findings, predicted, thresholds) {
     li.dataset.threshold = typeof t === "number" ? t.toFixed(2) : "";
     ul.appendChild(li);
   }
+}
+
+// The input gate's verdict, when a reader should see it: a warning (with the score) or
+// an override. A plain accept shows nothing.
+function renderGate(g) {
+  const el = $("gate");
+  el.textContent = "";
+  el.classList.add("hidden");
+  if (!g || (g.decision === "accept" && !g.forced)) return;
+  const score = typeof g.score === "number" ? " (chest X-ray score " + g.score.toFixed(2) + ")" : "";
+  if (g.forced) {
+    el.textContent = "Input gate overridden: the image " + g.message + score +
+      ". This report is for an image the model was not made for.";
+  } else if (g.decision === "warn") {
+    el.textContent = "Input gate warning: the image " + g.message + score + ".";
+  } else {
+    el.textContent = "Input gate: " + (g.message || g.decision) + ".";
+  }
+  el.classList.remove("hidden");
 }
 
 // The labeler's check of the report against the findings list, with the sentences that
@@ -219,7 +260,8 @@ async function send(text, shown) {
     const resp = await fetch("/v1/chat/completions", {
       method: "POST",
       headers: headers({ "Content-Type": "application/json" }),
-      body: JSON.stringify({ messages: messages, stream: true }),
+      body: JSON.stringify(Object.assign({ messages: messages, stream: true },
+        state.force ? { force: true } : {})),
     });
     if (!resp.ok) {
       failed = await errorMessage(resp);
@@ -376,7 +418,8 @@ drop.addEventListener("drop", (e) => {
   drop.classList.remove("over");
   if (e.dataTransfer.files.length) chooseFile(e.dataTransfer.files[0]);
 });
-$("upload-form").addEventListener("submit", generateReport);
+$("upload-form").addEventListener("submit", (e) => generateReport(e, false));
+$("force").addEventListener("click", () => generateReport(null, true));
 $("api-key").addEventListener("change", (e) => sessionStorage.setItem("radialog-key", e.target.value.trim()));
 $("chat-form").addEventListener("submit", async (e) => {
   e.preventDefault();
