@@ -9,7 +9,6 @@ from __future__ import annotations
 import io
 import json
 
-import numpy as np
 import pytest
 import torch
 
@@ -17,10 +16,12 @@ from radialog.chat import GenerationOptions, Session
 from radialog.chat.session import PromptTooLongError, looks_like_report
 from radialog.cli import main
 from radialog.errors import InvalidInputError
+from radialog.imaging.phantom import render_phantom
 
 DRAFT = "The heart is normal in size. The lungs are clear."
 REPAIRED = "The heart is enlarged. The lungs are clear."
-IMAGE = (np.random.default_rng(0).random((64, 64)) * 255).astype(np.uint8)
+# A small phantom chest radiograph: the CLI's input gate (radialog-mini's gate/) accepts it.
+IMAGE = render_phantom([], 0, size=96)
 
 
 @pytest.fixture(scope="module")

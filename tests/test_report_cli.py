@@ -23,8 +23,9 @@ REAL_IMAGES = [SHARED_IMAGES / "00000001_000.png", DICOM_M2, DICOM_M1]
 pytestmark = pytest.mark.e2e
 
 
-def _report_json(path: Path, capsys) -> dict:
-    code = main(["report", str(path), "--json", "--max-new-tokens", "12", "--threads", "2"])
+def _report_json(path: Path, capsys, *extra: str) -> dict:
+    args = ["report", str(path), "--json", "--max-new-tokens", "12", "--threads", "2", *extra]
+    code = main(args)
     out = capsys.readouterr().out
     assert code == 0
     return json.loads(out)
@@ -35,7 +36,14 @@ def test_report_json_shape(path: Path, capsys, caplog):
     if not path.exists():
         pytest.skip(f"{path} not available")
     caplog.set_level(logging.DEBUG)
-    payload = _report_json(path, capsys)
+    # Fake_MONOHR1 declares MONOCHROME1 over MONOCHROME2 pixels: read correctly it is a
+    # negative, which the input gate refuses as inverted; --force runs it and says so.
+    inverted = path == DICOM_M1
+    payload = _report_json(path, capsys, *(["--force"] if inverted else []))
+    gate = payload["gate"]
+    assert (gate["decision"], gate["forced"]) == (
+        ("refuse", True) if inverted else ("accept", False)
+    )
     assert set(payload) >= {"findings", "predicted", "report", "model", "disclaimer"}
     assert list(payload["findings"]) == list(CHEXPERT_LABELS)
     assert all(0.0 <= p <= 1.0 for p in payload["findings"].values())
