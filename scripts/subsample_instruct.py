@@ -1,8 +1,8 @@
 """Take a fixed random subset of an instruct JSONL per task (the CPU budget buys a few thousand
 samples; this picks which), optionally add whole files, shuffle, write atomically.
 
-Samples group by task, except report samples composed for random lists (`source` "composed"),
-which group as "composed". Groups are sampled in the order given, from one seeded generator,
+Samples group by task, except those composed for random lists (`source` "composed"): reports
+group as "composed", their follow-ups as "composed_<task>". Groups are sampled in the order given, from one seeded generator,
 so a command line reproduces its output byte for byte:
 
     python scripts/subsample_instruct.py IN.jsonl OUT.jsonl --seed 11 \\
@@ -19,7 +19,9 @@ from pathlib import Path
 
 
 def group_of(sample: dict) -> str:
-    return "composed" if sample.get("source") == "composed" else sample["task"]
+    if sample.get("source") != "composed":
+        return sample["task"]
+    return "composed" if sample["task"] == "report" else f"composed_{sample['task']}"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -409,3 +409,49 @@ def test_correction_can_list_the_wrong_reports_findings(studies: list[Study]) ->
         InstructConfig(correction_wrong_list_prob=2)
     with pytest.raises(ValueError, match="composed_reports"):
         InstructConfig(composed_reports=-1)
+
+
+def test_composed_followups_correct_and_answer_from_the_list(studies: list[Study]) -> None:
+    labeler = get_labeler("rules")
+    config = InstructConfig(tasks=("report",), seed=4, composed_followups=3)
+    rows = [s for s in InstructBuilder(studies, config).samples() if s["task"] != "report"]
+    assert {r["task"] for r in rows} == {"correction", "binary_qa"}
+    positives = lambda text: {  # noqa: E731
+        n for n, v in labeler.label([text])[0].labels.items() if v == 1 and n != "No Finding"
+    }
+    dropped_negation = 0
+    for r in rows:
+        prompt, report, question, answer = (t["value"] for t in r["conversations"])
+        before = positives(report)
+        if r["task"] == "binary_qa":
+            asked = next(n for n in before | set(_LABELS) if n.lower() in question.lower())
+            assert answer == ("yes" if asked in _listed(prompt) else "no")
+            continue
+        after = positives(answer)
+        # One label added or removed, nothing else changed, and the request names it.
+        (changed,) = before ^ after
+        assert changed.lower() in question.lower()
+        kept = [s for s in split_report_sentences(report) if s in answer]
+        assert len(kept) >= len(split_report_sentences(report)) - 2
+        if changed in after:
+            negated = labeler.label([report])[0].labels.get(changed) == 0
+            dropped_negation += negated
+            assert r["emphasis"] and all(e in answer and e not in report for e in r["emphasis"])
+    assert dropped_negation > 0  # some additions replace a sentence that negated the finding
+
+
+_LABELS = (
+    "Enlarged Cardiomediastinum",
+    "Cardiomegaly",
+    "Lung Opacity",
+    "Lung Lesion",
+    "Edema",
+    "Consolidation",
+    "Pneumonia",
+    "Atelectasis",
+    "Pneumothorax",
+    "Pleural Effusion",
+    "Pleural Other",
+    "Fracture",
+    "Support Devices",
+)

@@ -103,6 +103,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=0.0,
         help="share of composed report samples that show a random study's image (else text-only)",
     )
+    parser.add_argument(
+        "--composed-followups",
+        type=int,
+        default=0,
+        help="corrections and yes/no questions per study on a report composed for a random "
+        "list (corrections may have to drop a sentence that negates the added finding)",
+    )
     parser.add_argument("--replay-batch", type=int, default=8)
     parser.add_argument(
         "--replay-backend",
@@ -186,6 +193,7 @@ def run(args: argparse.Namespace) -> int:
             correction_wrong_list_prob=args.correction_wrong_list_prob,
             composed_reports=args.composed_reports,
             composed_image_prob=args.composed_image_prob,
+            composed_followups=args.composed_followups,
         )
     except ValueError as exc:
         raise InvalidInputError(str(exc)) from None

@@ -128,6 +128,7 @@ class InstructConfig:
     correction_wrong_list_prob: float = 0.0
     composed_reports: int = 0
     composed_image_prob: float = 0.0
+    composed_followups: int = 0
 
     def __post_init__(self) -> None:
         unknown = [t for t in self.tasks if t not in TASKS]
@@ -143,8 +144,8 @@ class InstructConfig:
             )
         if not 0 <= self.normal_fraction <= 1:
             raise ValueError("normal_fraction must be in [0, 1]")
-        if self.composed_reports < 0:
-            raise ValueError("composed_reports must be >= 0")
+        if self.composed_reports < 0 or self.composed_followups < 0:
+            raise ValueError("composed_reports and composed_followups must be >= 0")
         for name in (
             "text_only_prob",
             "mismatch_image_prob",
@@ -317,6 +318,10 @@ class InstructBuilder:
                 composed = self._composed_report(study, rng, epoch, k)
                 if composed is not None:
                     yield composed
+        for k in range(self.config.composed_followups):
+            composed = self._composed_followup(study, rng, epoch, k)
+            if composed is not None:
+                yield composed
         if not self.followups:
             return
         candidates = list(self.followups)
@@ -363,6 +368,109 @@ class InstructBuilder:
 
     def _label_sentence(self, sentence: str) -> dict[str, int | None]:
         return self._label(sentence)[0]
+
+    def _compose(
+        self, study: Study, listed: list[str], stated: dict[str, str]
+    ) -> tuple[list[str], str] | None:
+        """(finding sentences, report) stating exactly `listed` on this study's normal
+        sentences; `stated` gives the sentence per label. None when the labeler disagrees."""
+        _, neutral = self._sentences_by_finding()
+        base = [s for s in split_report_sentences(study.findings or "") if s in neutral]
+        first = [stated[n] for n in listed]
+        rest = [s for s in base if all(neutral[s].get(n) is None for n in listed)]
+        if not rest:
+            return None
+        text = " ".join(first + rest)
+        labels, _ = self._label(text)
+        said = {n for n, v in labels.items() if v == 1 and n != NO_FINDING}
+        uncertain = any(v == -1 for n, v in labels.items() if n != NO_FINDING)
+        if said != set(listed) or uncertain:
+            return None
+        return first, text
+
+    def _composed_followup(
+        self, study: Study, rng: random.Random, epoch: int, k: int, tries: int = 4
+    ) -> _Draft | None:
+        """A correction or yes/no question on a report composed for a random list.
+
+        The first turn is the report for list L1. A correction asks to add a label not in L1
+        (the report may state it is absent: that sentence must go) or to remove one of L1;
+        the answer is the report composed for the new list, the rest unchanged. The prompt
+        lists L1 (the radiologist's correction) or, for additions with p=0.3, the new list
+        (the automatic repair of a report that omits a listed finding). A question asks about
+        a listed label (yes) or an unlisted one (no)."""
+        from radialog.model.prompt import (
+            binary_question,
+            correction_prompt,
+            findings_text,
+            report_prompt,
+            text_only,
+        )
+
+        by_finding, _ = self._sentences_by_finding()
+        options = [n for n in CHEXPERT_LABELS if n in by_finding]
+        if not options:
+            return None
+        order = {n: i for i, n in enumerate(CHEXPERT_LABELS)}
+        for _ in range(tries):
+            size = rng.choices((0, 1, 2), weights=(0.4, 0.4, 0.2))[0]
+            first = sorted(rng.sample(options, size), key=order.get)
+            stated = {n: rng.choice(by_finding[n]) for n in options}
+            draft = self._compose(study, first, stated)
+            if draft is None:
+                continue
+            listed, (_, report) = first, draft
+            if rng.random() < 0.4:
+                if first and rng.random() < 0.5:
+                    label, answer = rng.choice(first), "yes"
+                else:
+                    label, answer = rng.choice([n for n in options if n not in first]), "no"
+                question = rng.choice([binary_question(label), *P.BINARY_QA]).format(
+                    finding=label.lower(), Finding=label
+                )
+                task, reply, emphasis = "binary_qa", answer, []
+            else:
+                absent = [n for n in options if n not in first]
+                if first and (not absent or rng.random() < 0.4):
+                    change = rng.choice(first)
+                    second = [n for n in first if n != change]
+                    add, remove = [], [change]
+                else:
+                    change = rng.choice(absent)
+                    second = sorted([*first, change], key=order.get)
+                    add, remove = [change], []
+                    if rng.random() < 0.3:
+                        listed = second  # the repair case: the list names what is missing
+                fixed = self._compose(study, second, stated)
+                if fixed is None:
+                    continue
+                if rng.random() < 0.5:
+                    question = correction_prompt(remove, add) or ""
+                elif add:
+                    question = rng.choice(P.CORRECTION_ADD).format(add=change.lower())
+                else:
+                    low = change.lower()
+                    question = rng.choice(P.CORRECTION_REMOVE).format(
+                        remove=low, Remove=low.capitalize()
+                    )
+                task, reply = "correction", fixed[1]
+                old = split_report_sentences(report)
+                emphasis = [x for x in split_report_sentences(reply) if x not in old]
+            image = None
+            if rng.random() < self.config.composed_image_prob:
+                image = self.studies[rng.randrange(len(self.studies))].frontal_image()
+            shown = listed or rng.choice([[], [NO_FINDING]])
+            prompt = report_prompt(findings_text(shown, clean=False))
+            if image is None:
+                prompt = text_only(prompt)
+            turns = [(prompt, report), (question, reply)]
+            context = "full" if image is not None else "text"
+            sample = self._draft(study, task, epoch, 200 + k, turns, context, "composed", image)
+            if image is None:
+                sample.sample["image"] = None
+            sample.sample["emphasis"] = emphasis
+            return sample
+        return None
 
     def _composed_report(
         self, study: Study, rng: random.Random, epoch: int, k: int, tries: int = 4
