@@ -177,6 +177,39 @@ def test_screen_raises_unless_forced(gate, tmp_path: Path) -> None:
     assert screen(gate, read_xray(EXAMPLE_IMAGE), force=True).forced is False
 
 
+def test_unsure_images_are_warned_with_the_score(gate) -> None:
+    from radialog.commands.report import format_report
+    from radialog.gate import gate_notice
+
+    result = gate.decide(np.array([0.3, 0.05, 0.05, 0.1, 0.5]))
+    assert (result.decision, result.reason) == ("warn", "other")
+    assert not result.refused
+    line = gate_notice(result.to_dict())
+    assert "WARNING" in line and "score 0.30" in line
+    payload = {
+        "model": "m",
+        "findings": {},
+        "predicted": [],
+        "report": "r",
+        "disclaimer": "d",
+        "gate": result.to_dict(),
+    }
+    assert "score 0.30" in format_report(payload)
+    assert gate_notice(gate.decide(np.array([0.9, 0.02, 0.02, 0.02, 0.04])).to_dict()) is None
+
+
+def test_a_saved_dialog_records_the_override(tiny, gate, tmp_path: Path) -> None:
+    from radialog.chat import Session
+
+    noise = read_xray(non_chest_images(tmp_path)["grey noise"][0])
+    session = Session(tiny, noise, repair=False, gate=screen(gate, noise, force=True))
+    session.report()
+    assert session.report_data["gate"]["forced"] is True
+    assert session.to_dict()["gate"]["forced"] is True
+    markdown = session.to_markdown(tmp_path / "dialog.md").read_text()
+    assert "INPUT GATE OVERRIDDEN" in markdown
+
+
 # ---------------------------------------------------------------- models carry their gate
 
 

@@ -91,6 +91,15 @@ def test_a_photo_is_refused_then_overridden(browser, server, tmp_path: Path) -> 
         timeout=60_000,
     )
     assert page.is_hidden("#gate") and page.is_hidden("#gate-refused")
+    # its follow-ups send the page's preview of the image: the gate accepts that too
+    page.fill("#question", "Is the heart enlarged?")
+    page.click("#send")
+    page.wait_for_function(
+        "document.querySelectorAll('#messages .msg.assistant').length >= 1 && "
+        "!document.querySelector('#send').disabled",
+        timeout=60_000,
+    )
+    assert page.locator("#messages .msg.error").count() == 0
     assert errors == []
     page.close()
 

@@ -43,9 +43,14 @@ def session_dict(session: Session) -> dict[str, Any]:
 
 
 def session_markdown(session: Session) -> str:
+    from radialog.gate import gate_notice
+
     data = session_dict(session)
     lines = ["# Chest X-ray report and dialog", "", f"> **{DISCLAIMER}**", ""]
     lines.append(f"Model: `{data['model']}` · saved {data['saved_at']}")
+    gate = gate_notice(data["gate"])
+    if gate:
+        lines += ["", f"**{gate}**"]
     if data["findings"]:
         lines += [
             "",

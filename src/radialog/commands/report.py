@@ -113,16 +113,8 @@ def format_report(payload: dict) -> str:
 
 
 def format_gate(gate: dict | None) -> str | None:
-    """One line on the input gate's verdict when it is worth a reader's attention: a
-    warning (with the score), an override, or no gate at all. None for a plain accept."""
-    if not gate or (gate["decision"] == "accept" and not gate.get("forced")):
-        return None
-    score = "" if gate.get("score") is None else f" (chest X-ray score {gate['score']:.2f})"
-    if gate.get("forced"):
-        return (
-            f"INPUT GATE OVERRIDDEN (--force): the image {gate['message']}{score}. The report "
-            "below is for an image the model was not made for."
-        )
-    if gate["decision"] == "warn":
-        return f"Input gate WARNING: the image {gate['message']}{score}."
-    return f"Input gate: {gate.get('message') or gate['decision']}."
+    """One line on the input gate's verdict when a reader should see it (see
+    `radialog.gate.gate_notice`)."""
+    from radialog.gate import gate_notice
+
+    return gate_notice(gate)

@@ -11,6 +11,7 @@ from radialog.gate.model import (
     GateResult,
     InputGate,
     NotAChestXRayError,
+    gate_notice,
     screen,
 )
 
@@ -20,5 +21,6 @@ __all__ = [
     "GateResult",
     "InputGate",
     "NotAChestXRayError",
+    "gate_notice",
     "screen",
 ]

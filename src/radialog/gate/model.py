@@ -56,6 +56,12 @@ REASONS = {
 }
 
 ACCEPT, WARN, REFUSE, OFF = "accept", "warn", "refuse", "off"
+# What a warning says the image may be, per class.
+_MAYBE = {
+    "inverted": "an inverted radiograph",
+    "rotated": "a rotated radiograph",
+    "document": "a document",
+}
 
 
 @dataclass
@@ -109,6 +115,22 @@ class GateResult:
             "message": self.message,
             "forced": self.forced,
         }
+
+
+def gate_notice(gate: dict[str, Any] | None) -> str | None:
+    """One line on a verdict (`GateResult.to_dict()`) when a reader should see it: a
+    warning (with the score), an override, or no gate at all. None for a plain accept."""
+    if not gate or (gate["decision"] == ACCEPT and not gate.get("forced")):
+        return None
+    score = "" if gate.get("score") is None else f" (chest X-ray score {gate['score']:.2f})"
+    if gate.get("forced"):
+        return (
+            f"INPUT GATE OVERRIDDEN: the image {gate['message']}{score}. The report is for an "
+            "image the model was not made for."
+        )
+    if gate["decision"] == WARN:
+        return f"Input gate WARNING: the image {gate['message']}{score}."
+    return f"Input gate: {gate.get('message') or gate['decision']}."
 
 
 GATE_OFF = GateResult(OFF, message="this model has no input gate; the image was not checked")
@@ -218,11 +240,12 @@ class InputGate:
         likely = max(others)[1]
         message = REASONS.get(likely, REASONS["other"])
         if score >= cfg.refuse_below:
+            maybe = _MAYBE.get(likely, "something other than a chest X-ray")
             return GateResult(
                 WARN,
                 score,
                 likely,
-                f"is not clearly a chest X-ray (it may be {likely}); check the report with care",
+                f"is not clearly a chest X-ray (it may be {maybe}); check the report with care",
             )
         return GateResult(REFUSE, score, likely, message)
 

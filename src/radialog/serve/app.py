@@ -6,6 +6,8 @@ Endpoints (see /docs for the schema):
 - `POST /v1/reports`: multipart upload of one PNG/JPEG/DICOM in the form field `file` (or
   `image`) -> the `radialog report --json` object, consistency check included (+ `image`,
   the preprocessed PNG, with `include_image=true`; `repair=false` keeps the first draft).
+- Every image passes the model's input gate (`radialog.gate`) before any model work: one
+  that is not a chest X-ray gets 422 `not_a_chest_xray` unless the request says `force`.
 - `GET /v1/models`, `GET /healthz`, and the web page at `/`.
 
 Model calls run in worker threads behind `ModelRunner` (bounded concurrency + queue, 503
