@@ -150,8 +150,10 @@ def test_report_upload_shape_and_preview(server, png) -> None:
         "model",
         "disclaimer",
         "timings",
+        "gate",
         "image",
     }
+    assert body["gate"]["decision"] == "off"  # the tiny model has no input gate
     assert list(body["findings"])[0] == "No Finding" and len(body["findings"]) == 14
     assert "radiologist" in body["disclaimer"]
     from PIL import Image
