@@ -6,7 +6,9 @@ group as "composed", their follow-ups as "composed_<task>". Groups are sampled i
 so a command line reproduces its output byte for byte:
 
     python scripts/subsample_instruct.py IN.jsonl OUT.jsonl --seed 11 \\
-        --take composed=1050 correction=950 report=650 --add replay.jsonl
+        --take composed=1050 correction=950 report:image=650 --add replay.jsonl
+
+`GROUP:image` / `GROUP:text` take only the samples that show / do not show an image.
 """
 
 from __future__ import annotations
@@ -39,10 +41,13 @@ def main(argv: list[str] | None = None) -> int:
     out: list[str] = []
     for item in args.take:
         name, _, count = item.partition("=")
-        if name not in groups or not count.isdigit():
+        name, _, view = name.partition(":")  # GROUP:image / GROUP:text: with or without image
+        if name not in groups or not count.isdigit() or view not in ("", "image", "text"):
             known = ", ".join(sorted(groups))
-            sys.exit(f"--take {item!r}: expected GROUP=N with GROUP one of {known}")
+            sys.exit(f"--take {item!r}: expected GROUP[:image|:text]=N, GROUP one of {known}")
         pool = groups[name]
+        if view:
+            pool = [x for x in pool if (json.loads(x).get("image") is None) == (view == "text")]
         out += rng.sample(pool, min(int(count), len(pool)))
         print(f"{name}: {min(int(count), len(pool))} of {len(pool)}")
     for extra in args.add:

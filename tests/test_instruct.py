@@ -20,6 +20,7 @@ from radialog.data.instruct import (
 from radialog.data.replay import PseudoLabeler
 from radialog.data.study import Study, StudyImage
 from radialog.labeler import get_labeler
+from radialog.labels import CHEXPERT_LABELS
 from radialog.model.prompt import IMAGE_PLACEHOLDER
 
 MIMIC = Path(__file__).resolve().parent / "fixtures" / "mimic"
@@ -424,7 +425,7 @@ def test_composed_followups_correct_and_answer_from_the_list(studies: list[Study
         prompt, report, question, answer = (t["value"] for t in r["conversations"])
         before = positives(report)
         if r["task"] == "binary_qa":
-            asked = next(n for n in before | set(_LABELS) if n.lower() in question.lower())
+            asked = next(n for n in CHEXPERT_LABELS[1:] if n.lower() in question.lower())
             assert answer == ("yes" if asked in _listed(prompt) else "no")
             continue
         after = positives(answer)
@@ -438,20 +439,3 @@ def test_composed_followups_correct_and_answer_from_the_list(studies: list[Study
             dropped_negation += negated
             assert r["emphasis"] and all(e in answer and e not in report for e in r["emphasis"])
     assert dropped_negation > 0  # some additions replace a sentence that negated the finding
-
-
-_LABELS = (
-    "Enlarged Cardiomediastinum",
-    "Cardiomegaly",
-    "Lung Opacity",
-    "Lung Lesion",
-    "Edema",
-    "Consolidation",
-    "Pneumonia",
-    "Atelectasis",
-    "Pneumothorax",
-    "Pleural Effusion",
-    "Pleural Other",
-    "Fracture",
-    "Support Devices",
-)
