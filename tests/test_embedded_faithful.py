@@ -45,21 +45,9 @@ def _report_turn(listed):
     return conv
 
 
-KNOWN_MISS = pytest.mark.xfail(
-    strict=True,
-    reason="text-only, this list is not followed yet and the repair turn does not fix it "
-    "(model card: faithfulness (b), repair); strict: passing would mean the model card is stale",
-)
-
-
 @pytest.mark.parametrize(
     "listed",
-    [
-        pytest.param(["Cardiomegaly"], marks=KNOWN_MISS),
-        ["Pleural Effusion"],
-        pytest.param(["Pneumothorax"], marks=KNOWN_MISS),
-        [],
-    ],
+    [["Cardiomegaly"], ["Pleural Effusion"], ["Pneumothorax"], []],
     ids=str,
 )
 def test_report_states_its_list_after_at_most_one_repair(mini, listed):
@@ -70,7 +58,9 @@ def test_report_states_its_list_after_at_most_one_repair(mini, listed):
 
 
 @pytest.mark.xfail(
-    strict=True, reason="correction is not learned yet (model card: correction success)"
+    strict=True,
+    reason="correction takes effect on about half of real IU requests (model card: correction "
+    "success 46.7 %), not yet on this one, whose report says the effusion is absent",
 )
 def test_correction_adds_the_finding_and_keeps_the_rest(mini, labeler):
     conv = _report_turn([]).add_assistant(NORMAL)
