@@ -390,21 +390,35 @@ def test_no_llamacpp_load_bypasses_the_safe_loaders():
 @pytest.mark.e2e
 def test_embedded_model_report_through_llamacpp():
     from data_paths import EXAMPLE_IMAGE
+    from radialog.model.prompt import findings_text, report_conversation
 
     torch.set_num_threads(2)
-    mini = RadialogModel.from_pretrained("radialog-mini")
+    mini = RadialogModel.from_pretrained("radialog-mini").eval()
     mini.generation_backend = "llamacpp"
-    report = mini.generate_report(EXAMPLE_IMAGE, max_new_tokens=32)
+    report = mini.generate_report(EXAMPLE_IMAGE, max_new_tokens=32, check=False)
     mini.generation_backend = "fast"
-    reference = mini.generate_report(EXAMPLE_IMAGE, max_new_tokens=32)
+    reference = mini.generate_report(EXAMPLE_IMAGE, max_new_tokens=32, check=False)
+    assert report.findings == reference.findings
     cpp_ids = mini.codec.encode(report.text, add_prefix=False)
     ref_ids = mini.codec.encode(reference.text, add_prefix=False)
     same = next(
         (i for i, (a, b) in enumerate(zip(cpp_ids, ref_ids, strict=False)) if a != b), len(ref_ids)
     )
-    # F16 weights (the default export): the report starts the same way as the float model's.
-    assert same >= 16, (report.text, reference.text)
-    assert report.findings == reference.findings
+    # F16 weights (the default export): the report starts the same way as the float model's,
+    # unless the float model itself was at a near-tie where they part (F16 rounding can flip
+    # only a near-tie): then its logits for the two tokens must be within 0.5.
+    if same >= 16:
+        return
+    analysis = mini.analyse_image(EXAMPLE_IMAGE)
+    conv = report_conversation(findings_text(analysis.predicted))
+    inputs = mini.prepare_inputs([conv], analysis.image_tokens, train=False)
+    prefix = torch.tensor([ref_ids[:same]], dtype=torch.long)
+    embeds = torch.cat([inputs["inputs_embeds"], mini.llm.get_input_embeddings()(prefix)], 1)
+    mask = torch.ones(embeds.shape[:2], dtype=inputs["attention_mask"].dtype)
+    with torch.no_grad():
+        logits = mini.llm(inputs_embeds=embeds, attention_mask=mask).logits[0, -1].float()
+    gap = float(logits[ref_ids[same]] - logits[cpp_ids[same]])
+    assert 0 <= gap < 0.5, (gap, report.text, reference.text)
 
 
 @pytest.mark.e2e
