@@ -14,3 +14,20 @@ def iu():
     from radialog.data.iu import IUXRay
 
     return IUXRay(split_file=IU_R2GEN_ANNOTATION if IU_R2GEN_ANNOTATION.is_file() else None)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Headless Chromium (Debian's) through Playwright, for the browser tests."""
+    import shutil
+    from pathlib import Path
+
+    from test_web_page import CHROMIUM, CHROMIUM_ARGS
+
+    if not Path(CHROMIUM).exists() and not shutil.which("chromium"):
+        pytest.skip("Debian's chromium is not installed (make browser-deps)")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        yield b
+        b.close()

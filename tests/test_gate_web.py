@@ -5,7 +5,6 @@ chest X-ray gets its report with no gate notice."""
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -18,22 +17,22 @@ from radialog.gate import GATE_DIR, InputGate
 from radialog.model.radialog_model import weights_root
 from radialog.serve import ServeSettings, create_app
 from radialog.serve.background import serve_in_background
-from test_web_page import CHROMIUM, CHROMIUM_ARGS
 
 pytestmark = pytest.mark.browser
 
 REPORT = "The heart is normal in size. The lungs are clear."
 
 
-@pytest.fixture(scope="module")
-def browser():
-    if not Path(CHROMIUM).exists() and not shutil.which("chromium"):
-        pytest.skip("Debian's chromium is not installed (make browser-deps)")
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        yield b
-        b.close()
+def _ask_without_error(page, question: str) -> None:  # noqa: ANN001
+    """Send a follow-up and wait for its answer; no error message may appear."""
+    page.fill("#question", question)
+    page.click("#send")
+    page.wait_for_function(
+        "document.querySelectorAll('#messages .msg.assistant').length >= 1 && "
+        "!document.querySelector('#send').disabled",
+        timeout=60_000,
+    )
+    assert page.locator("#messages .msg.error").count() == 0
 
 
 @pytest.fixture(scope="module")
@@ -74,14 +73,7 @@ def test_a_photo_is_refused_then_overridden(browser, server, tmp_path: Path) -> 
     assert "Input gate overridden" in note and "colour photograph" in note
 
     # the dialog goes on for the overridden image (each request says force)
-    page.fill("#question", "Is there an effusion?")
-    page.click("#send")
-    page.wait_for_function(
-        "document.querySelectorAll('#messages .msg.assistant').length >= 1 && "
-        "!document.querySelector('#send').disabled",
-        timeout=60_000,
-    )
-    assert page.locator("#messages .msg.error").count() == 0
+    _ask_without_error(page, "Is there an effusion?")
 
     # a real chest X-ray afterwards: a report, and no gate notice
     page.set_input_files("#file", str(EXAMPLE_IMAGE))
@@ -92,14 +84,7 @@ def test_a_photo_is_refused_then_overridden(browser, server, tmp_path: Path) -> 
     )
     assert page.is_hidden("#gate") and page.is_hidden("#gate-refused")
     # its follow-ups send the page's preview of the image: the gate accepts that too
-    page.fill("#question", "Is the heart enlarged?")
-    page.click("#send")
-    page.wait_for_function(
-        "document.querySelectorAll('#messages .msg.assistant').length >= 1 && "
-        "!document.querySelector('#send').disabled",
-        timeout=60_000,
-    )
-    assert page.locator("#messages .msg.error").count() == 0
+    _ask_without_error(page, "Is the heart enlarged?")
     assert errors == []
     page.close()
 
