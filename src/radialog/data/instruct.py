@@ -402,9 +402,6 @@ class InstructBuilder:
         from radialog.model.prompt import (
             binary_question,
             correction_prompt,
-            findings_text,
-            report_prompt,
-            text_only,
         )
 
         by_finding, _ = self._sentences_by_finding()
@@ -456,18 +453,9 @@ class InstructBuilder:
                 task, reply = "correction", fixed[1]
                 old = split_report_sentences(report)
                 emphasis = [x for x in split_report_sentences(reply) if x not in old]
-            image = None
-            if rng.random() < self.config.composed_image_prob:
-                image = self.studies[rng.randrange(len(self.studies))].frontal_image()
-            shown = listed or rng.choice([[], [NO_FINDING]])
-            prompt = report_prompt(findings_text(shown, clean=False))
-            if image is None:
-                prompt = text_only(prompt)
-            turns = [(prompt, report), (question, reply)]
-            context = "full" if image is not None else "text"
-            sample = self._draft(study, task, epoch, 200 + k, turns, context, "composed", image)
-            if image is None:
-                sample.sample["image"] = None
+            prompt, image = self._composed_prompt(listed, rng)
+            replies = [report, question, reply]
+            sample = self._composed_draft(study, task, epoch, 200 + k, prompt, image, replies)
             sample.sample["emphasis"] = emphasis
             return sample
         return None
@@ -476,7 +464,6 @@ class InstructBuilder:
         self, study: Study, rng: random.Random, epoch: int, k: int, tries: int = 4
     ) -> _Draft | None:
         """A report sample for a random findings list (see `composed_reports`)."""
-        from radialog.model.prompt import findings_text, report_prompt, text_only
 
         by_finding, neutral = self._sentences_by_finding()
         base = [s for s in split_report_sentences(study.findings or "") if s in neutral]
@@ -487,32 +474,49 @@ class InstructBuilder:
         for _ in range(tries):
             size = rng.choices((0, 1, 2, 3), weights=(0.1, 0.45, 0.3, 0.15))[0]
             listed = sorted(rng.sample(options, min(size, len(options))), key=order.get)
-            stated = [rng.choice(by_finding[n]) for n in listed]
-            # A normal sentence that negates a listed finding would contradict the list.
-            rest = [s for s in base if all(neutral[s].get(n) is None for n in listed)]
-            target = " ".join(stated + rest)
-            labels, _ = self._label(target)
-            said = {n for n, v in labels.items() if v == 1 and n != NO_FINDING}
-            uncertain = any(v == -1 for n, v in labels.items() if n != NO_FINDING)
-            if said != set(listed) or uncertain or not rest:
+            composed = self._compose(study, listed, {n: rng.choice(by_finding[n]) for n in listed})
+            if composed is None:
                 continue
-            image = None
-            if rng.random() < self.config.composed_image_prob:
-                image = self.studies[rng.randrange(len(self.studies))].frontal_image()
-            # An empty list reads "no common findings" or "no finding", as the classifier's may.
-            shown = listed or rng.choice([[], [NO_FINDING]])
-            prompt = report_prompt(findings_text(shown, clean=False))
-            context = "full" if image is not None else "text"
-            if image is None:
-                prompt = text_only(prompt)
-            draft = self._draft(
-                study, "report", epoch, 100 + k, [(prompt, target)], context, "composed", image
-            )
-            if image is None:
-                draft.sample["image"] = None
+            stated, target = composed
+            prompt, image = self._composed_prompt(listed, rng)
+            draft = self._composed_draft(study, "report", epoch, 100 + k, prompt, image, [target])
             draft.sample["emphasis"] = stated
             return draft
         return None
+
+    def _composed_prompt(
+        self, listed: list[str], rng: random.Random
+    ) -> tuple[str, StudyImage | None]:
+        """The report prompt for a composed sample, and the random image it shows (or None)."""
+        from radialog.model.prompt import findings_text, report_prompt, text_only
+
+        image = None
+        if rng.random() < self.config.composed_image_prob:
+            image = self.studies[rng.randrange(len(self.studies))].frontal_image()
+        # An empty list reads "no common findings" or "no finding", as the classifier's may.
+        shown = listed or rng.choice([[], [NO_FINDING]])
+        prompt = report_prompt(findings_text(shown, clean=False))
+        return (prompt if image is not None else text_only(prompt)), image
+
+    def _composed_draft(
+        self,
+        study: Study,
+        task: str,
+        epoch: int,
+        k: int,
+        prompt: str,
+        image: StudyImage | None,
+        replies: list[str],
+    ) -> _Draft:
+        """A composed sample: the report prompt, then alternating answers and turns."""
+        turns = [(prompt, replies[0])] + [
+            (replies[i], replies[i + 1]) for i in range(1, len(replies) - 1, 2)
+        ]
+        context = "full" if image is not None else "text"
+        draft = self._draft(study, task, epoch, k, turns, context, "composed", image)
+        if image is None:
+            draft.sample["image"] = None
+        return draft
 
     def _finding_sentences(self, study: Study) -> list[str]:
         """The report's sentences that state one of its positive findings (labeler evidence),
