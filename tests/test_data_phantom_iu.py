@@ -83,3 +83,25 @@ def test_r2gen_splits(tmp_path: Path, iu: IUXRay) -> None:
     studies = PhantomIU(iu=iu, cache_dir=tmp_path).studies()
     assert Counter(s.split for s in studies) == {"train": 2069, "val": 296, "test": 590}
     assert not any(s.images[0].path.exists() for s in studies)  # nothing rendered yet
+
+
+@needs_iu
+def test_balanced_train_adds_synthetic_studies_only_to_train(tmp_path: Path, iu: IUXRay) -> None:
+    from radialog.imaging.phantom import PHANTOM_FINDINGS
+
+    dataset = PhantomIU(iu=iu, cache_dir=tmp_path, size=96)
+    synthetic = dataset.synthetic_studies(400)
+    assert [s.id for s in synthetic] == [s.id for s in dataset.synthetic_studies(400)]
+    counts = Counter(n for s in synthetic for n in s.meta["drawn"])
+    drawable = [n for n in PHANTOM_FINDINGS if n != "No Finding"]
+    # every drawable finding is about equally common (the point of the option)
+    assert set(counts) == set(drawable)
+    assert max(counts.values()) < 2 * min(counts.values())
+    for study in synthetic:
+        positives = {n for n, v in study.labels.items() if v == 1 and n != "No Finding"}
+        assert positives == set(study.meta["drawn"]) and not study.findings
+        assert study.split == "train"
+    train = load_phantom_iu("train", iu=iu, cache_dir=tmp_path, size=96, limit=2, balanced_train=3)
+    assert len(train) == 5 and all(s.images[0].path.is_file() for s in train)
+    test = load_phantom_iu("test", iu=iu, cache_dir=tmp_path, size=96, limit=2, balanced_train=3)
+    assert len(test) == 2

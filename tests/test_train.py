@@ -187,6 +187,38 @@ def test_classifier_stage_learns_tunes_thresholds_and_writes_layout(data, tmp_pa
         assert not [k for k in f.keys() if "llm" in k and "lora" not in k]
 
 
+def test_classifier_stage_with_its_own_encoder_leaves_the_image_tokens(data, tmp_path):
+    """separate_encoder: the classifier of a shared-encoder model is trained on a copy of the
+    encoder; the report branch's image tokens stay bit for bit."""
+    import torch
+
+    from radialog.model import RadialogModel
+
+    shared = tmp_path / "shared"
+    cfg = _config("classifier", epochs=1, eval_every=100)
+    raw = json.loads(Path(load_train_config("tiny").source).read_text())
+    model = RadialogModel.from_config(raw["model"])
+    model.config.classifier.shared_encoder = True
+    model.classifier_encoder = None
+    model.save_pretrained(shared)
+    before = RadialogModel.from_pretrained(shared)
+    cfg.stages["classifier"].options["separate_encoder"] = True
+    out = tmp_path / "cls"
+    train_stage("classifier", cfg, out, data=data, show_progress=False, init=shared)
+    after = RadialogModel.from_pretrained(out / "model")
+    assert not after.config.classifier.shared_encoder and after.classifier_encoder is not None
+    pixels = torch.rand(2, 3, *[after.config.encoder.crop] * 2)
+    with torch.no_grad():
+        assert torch.equal(before.encode_image(pixels), after.encode_image(pixels))
+        moved = [
+            not torch.equal(a, b)
+            for a, b in zip(
+                before.encoder.parameters(), after.classifier_encoder.parameters(), strict=True
+            )
+        ]
+    assert any(moved)
+
+
 def test_align_stage_itc_itm_lm_losses_go_down(data, tmp_path):
     cfg = _config("align", epochs=6, lr=3e-3, batch_size=8, train_limit=8, eval_every=100)
     out = tmp_path / "align"

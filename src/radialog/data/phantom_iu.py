@@ -14,6 +14,12 @@ Ground truth is exactly what is drawn:
 - No Finding is 1 when nothing but Support Devices (or nothing) is drawn, else 0.
 `study.meta` keeps `report_labels` (the labeler's vector), `drawn` and `dropped`.
 
+`balanced_train=N` adds N synthetic studies to the train split: phantoms of random findings
+sets (0-3 drawable findings, each as likely as any other), with labels and no report text. The
+IU reports name rare findings a few dozen times in 2,424 studies; these give the image-only
+classifier stage as many positives of a rare finding as of a common one. Stages that need report
+text skip them (no findings section).
+
 Splits follow the R2Gen split file when given (studies it does not list are dropped), else a
 deterministic hash split (70/10/20). Images are rendered on first use into a cache folder
 (`$RADIALOG_CACHE_DIR/phantom-iu`, default `~/.cache/radialog/phantom-iu`; never in the repo)
@@ -132,6 +138,41 @@ class PhantomIU:
                 break
         return out
 
+    def synthetic_studies(self, n: int, seed: int = 0) -> list[Study]:
+        """`n` train studies of random drawable findings sets (see the module docstring)."""
+        import random
+
+        rng = random.Random(stable_seed("phantom-iu-balanced", seed))
+        options = [
+            name for name in CHEXPERT_LABELS if name in self._drawable and name != NO_FINDING
+        ]
+        out = []
+        for i in range(n):
+            size = rng.choices((0, 1, 2, 3), weights=(0.15, 0.4, 0.3, 0.15))[0]
+            chosen = set(rng.sample(options, size))
+            drawn, labels, _ = phantom_labels({name: 1 for name in chosen}, self._drawable)
+            study_id = f"SYN{seed}-{i}"
+            out.append(
+                Study(
+                    id=study_id,
+                    images=[
+                        StudyImage(
+                            path=self._image_path(study_id, drawn), view="PA", image_id=study_id
+                        )
+                    ],
+                    labels=labels,
+                    split="train",
+                    meta={
+                        "dataset": "phantom-iu",
+                        "seed": stable_seed("phantom-iu", study_id),
+                        "drawn": drawn,
+                        "dropped": [],
+                        "synthetic": True,
+                    },
+                )
+            )
+        return out
+
     def render(self, study: Study) -> np.ndarray:
         """Render the study's phantom (uint8, 2-D) without touching the cache."""
         from radialog.imaging.phantom import render_phantom
@@ -171,11 +212,15 @@ def load_phantom_iu(
     split: str | None = None,
     render: bool = True,
     limit: int | None = None,
+    balanced_train: int = 0,
     **kwargs: Any,
 ) -> list[Study]:
-    """phantom-iu studies; with `render`, every image is rendered into the cache first."""
+    """phantom-iu studies; with `render`, every image is rendered into the cache first.
+    `balanced_train`: synthetic studies added to the train split (see the module docstring)."""
     dataset = PhantomIU(**kwargs)
     studies = dataset.studies(split, limit=limit)
+    if split == "train" and balanced_train:
+        studies += dataset.synthetic_studies(int(balanced_train))
     if render:
         todo = [s for s in studies if not (s.images[0].path and s.images[0].path.is_file())]
         if todo:

@@ -12,6 +12,7 @@ gate off). The base LLM is referenced through `config.llm.source`, never copied.
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import time
@@ -333,6 +334,17 @@ class RadialogModel(nn.Module):
             settings.r,
             settings.target_modules,
         )
+
+    def separate_classifier_encoder(self) -> bool:
+        """Give the findings classifier its own image encoder, a copy of the shared one, so that
+        training the classifier further leaves the report branch's image tokens (which the
+        adapter and LoRA were trained on) exactly as they are. False when it already has one."""
+        if self.classifier_encoder is not None:
+            return False
+        self.classifier_encoder = copy.deepcopy(self.encoder)
+        self.config.classifier.encoder = copy.deepcopy(self.config.encoder)
+        self.config.classifier.shared_encoder = False
+        return True
 
     def _trained_modules(self) -> nn.ModuleDict:
         parts = {"encoder": self.encoder, "adapter": self.adapter, "classifier": self.classifier}

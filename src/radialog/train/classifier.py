@@ -9,7 +9,10 @@ with the model (`FindingsHead.thresholds`).
 
 Options (`stages.classifier.options`): select, augment (bool), eval_batch_size, pos_weight_floor,
 test (bool: also score the test split at the end), threshold_min_positives (10) and
-threshold_min_f1 (0.3): below either, a label keeps the default threshold.
+threshold_min_f1 (0.3): below either, a label keeps the default threshold. separate_encoder
+(bool): a model whose classifier shares the report branch's encoder gets its own copy of it
+first (`RadialogModel.separate_classifier_encoder`), so that this stage can continue a trained
+model without moving the image tokens its adapter and LoRA were trained on.
 """
 
 from __future__ import annotations
@@ -70,6 +73,8 @@ class ClassifierTask:
         self.threshold_min_positives = int(opts.get("threshold_min_positives", 10))
         self.threshold_min_f1 = float(opts.get("threshold_min_f1", 0.3))
         self.config = config
+        if opts.get("separate_encoder") and radialog.separate_classifier_encoder():
+            log.info("classifier: own copy of the shared image encoder (report branch unchanged)")
 
         enc = radialog.config.classifier_encoder
         self.resize, self.crop = enc.resize, enc.crop
