@@ -8,6 +8,8 @@ multimodal models do), then one token per sequence and step. It plugs into the s
 as the torch fast path (`decoding.FastDecoder`), so EOS, stop text, sampling and streaming
 behave the same. By default the exported matrices are F16 (see gguf_export for the choice and
 its measured agreement with the torch model); `benchmarks/generate.py` reports the agreement.
+A saved model that reported through llama.cpp once starts later without building its torch LLM
+(radialog.model.lazy_llm).
 """
 
 from __future__ import annotations
@@ -479,7 +481,12 @@ def llamacpp_decoder_for(
         if cached is not None and cached[0] == key:
             return cached[1]
         path = exported_gguf(llm, source, options.weights)
-        threads = options.threads or int(os.environ.get("RADIALOG_LLAMACPP_THREADS", 0)) or None
-        decoder = LlamaCppDecoder(path, threads, llm.get_input_embeddings().weight)
+        decoder = LlamaCppDecoder(path, decoder_threads(options), llm.get_input_embeddings().weight)
         per_llm[options] = (key, decoder)
         return decoder
+
+
+def decoder_threads(options: LlamaCppOptions) -> int | None:
+    """llama.cpp's thread count: the options', else $RADIALOG_LLAMACPP_THREADS, else None
+    (the decoder measures the free cores)."""
+    return options.threads or int(os.environ.get("RADIALOG_LLAMACPP_THREADS", 0)) or None

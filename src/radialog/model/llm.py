@@ -292,6 +292,16 @@ def load_llm(cfg: LLMConfig) -> tuple[Any, Any]:
     return model, tokenizer
 
 
+def load_llm_tokenizer(cfg: LLMConfig) -> Any:
+    """The tokenizer `load_llm(cfg)` gives, without loading the model."""
+    tokenizer = load_tokenizer(
+        cfg.tokenizer or ("smollm2" if cfg.source == "random" else cfg.source)
+    )
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.unk_token or tokenizer.eos_token
+    return tokenizer
+
+
 def apply_lora(model: Any, lora: LoraSettings) -> Any:
     """Wrap a causal LM with fresh LoRA adapters (peft)."""
     from peft import LoraConfig, get_peft_model

@@ -39,6 +39,7 @@ from radialog.errors import (
     ModelNotFoundError,
 )
 from radialog.labels import CHEXPERT_LABELS, clean_no_finding, positives_from_probabilities
+from radialog.model import lazy_llm
 from radialog.model.adapters import build_adapter
 from radialog.model.classifier import FindingsHead
 from radialog.model.config import (
@@ -49,14 +50,22 @@ from radialog.model.config import (
     available_configs,
     load_named_config,
 )
-from radialog.model.decoding import FastOptions, PenaltyProcessor, UnsupportedModel, decoder_for
+from radialog.model.decoding import (
+    FastOptions,
+    PenaltyProcessor,
+    UnsupportedModel,
+    decoder_for,
+    weights_fingerprint,
+)
 from radialog.model.encoders import build_encoder
+from radialog.model.lazy_llm import Keys, LazyLLM
 from radialog.model.llamacpp import LlamaCppOptions, llamacpp_available
 from radialog.model.llm import (
     StopOnText,
     TokenCodec,
     apply_lora,
     load_llm,
+    load_llm_tokenizer,
     load_lora,
     resolve_source,
     widen_lora,
@@ -176,15 +185,24 @@ class RadialogModel(nn.Module):
         tokenizer: Any = None,
         adapter_dir: Path | None = None,
         trainable_lora: bool = True,
+        lazy: LazyLLM | None = None,
     ) -> None:
         super().__init__()
         self.config = config
         self.is_trained = False
         # The input gate (radialog.gate.InputGate) saved with the model, or None (no check).
         self.gate: Any = None
-        if llm is None:
-            llm, tokenizer = load_llm(config.llm)
-        llm_hidden = int(llm.get_input_embeddings().weight.shape[1])
+        # Set: the torch LLM is not built yet (radialog.model.lazy_llm); `llm` builds it.
+        self._lazy = lazy
+        self._lazy_keys: Keys | None = None  # set by _load_dir: where to record the parts
+        self._loaded_weights: Any = None  # the LLM's weights_fingerprint when loaded
+        if lazy is not None:
+            tokenizer = lazy.tokenizer
+            llm_hidden = int(lazy.table.shape[1])
+        else:
+            if llm is None:
+                llm, tokenizer = load_llm(config.llm)
+            llm_hidden = int(llm.get_input_embeddings().weight.shape[1])
 
         # Seeded so the untrained parts are reproducible from the config alone.
         with torch.random.fork_rng(devices=[]):
@@ -202,21 +220,87 @@ class RadialogModel(nn.Module):
                 cls_channels = self.classifier_encoder.out_channels
             self.classifier = FindingsHead(config.classifier, cls_channels)
 
-        if adapter_dir is not None:
-            llm = load_lora(llm, adapter_dir)
-            if trainable_lora:
-                for name, p in llm.named_parameters():
-                    if "lora_" in name:
-                        p.requires_grad_(True)
-        elif config.llm.lora is not None:
-            llm = apply_lora(llm, config.llm.lora)
-        self.llm = llm
+        if lazy is None:
+            self.llm = self._with_lora(llm, adapter_dir, trainable_lora)
         self.tokenizer = tokenizer
         self.codec = TokenCodec(tokenizer)
         for enc, enc_cfg in self._encoders():
             if not enc_cfg.trainable:
                 enc.requires_grad_(False)
         self.eval()
+
+    def _with_lora(self, llm: Any, adapter_dir: Path | None, trainable_lora: bool) -> Any:
+        if adapter_dir is not None:
+            llm = load_lora(llm, adapter_dir)
+            if trainable_lora:
+                for name, p in llm.named_parameters():
+                    if "lora_" in name:
+                        p.requires_grad_(True)
+        elif self.config.llm.lora is not None:
+            llm = apply_lora(llm, self.config.llm.lora)
+        return llm
+
+    # ------------------------------------------------------------------ the LLM, built lazily
+
+    @property
+    def llm(self) -> Any:
+        """The torch LLM (with LoRA); a model loaded without it builds it here, on first use."""
+        modules = self.__dict__["_modules"]
+        if "llm" not in modules:
+            self._build_llm()
+        return modules["llm"]
+
+    @llm.setter
+    def llm(self, value: Any) -> None:  # Modules are registered by nn.Module.__setattr__
+        if value is not None and not isinstance(value, nn.Module):
+            raise TypeError(f"the LLM must be a torch Module, not {type(value).__name__}")
+        self._modules["llm"] = value
+
+    def _build_llm(self) -> None:
+        lazy = self._lazy
+        if lazy is None:
+            raise RuntimeError("this model has no LLM")
+        with lazy.lock:
+            if self._lazy is None:  # another thread built it
+                return
+            try:
+                llm, tokenizer = load_llm(self.config.llm)
+                llm = self._with_lora(llm, lazy.adapter_dir, trainable_lora=False)
+            except AttributeError as exc:  # would read as "no attribute 'llm'"
+                raise RuntimeError(f"building the LLM failed: {exc}") from exc
+            llm.train(self.training)
+            if getattr(self.tokenizer, "_full", False) is None:
+                self.tokenizer._full = tokenizer  # the light tokenizer's fallback, already here
+            self._modules["llm"] = llm  # not add_module: its hasattr would call `llm`
+            self._loaded_weights = weights_fingerprint(llm)
+            self._lazy = None
+
+    # Whatever walks the modules, parameters or state needs the real LLM: build it first.
+    def named_children(self) -> Any:
+        if self._lazy is not None:
+            self._build_llm()
+        return super().named_children()
+
+    def named_modules(self, *args: Any, **kwargs: Any) -> Any:
+        if self._lazy is not None:
+            self._build_llm()
+        return super().named_modules(*args, **kwargs)
+
+    def state_dict(self, *args: Any, **kwargs: Any) -> Any:
+        if self._lazy is not None:
+            self._build_llm()
+        return super().state_dict(*args, **kwargs)
+
+    def load_state_dict(self, *args: Any, **kwargs: Any) -> Any:
+        if self._lazy is not None:
+            self._build_llm()
+        return super().load_state_dict(*args, **kwargs)
+
+    def _input_embeddings(self) -> nn.Module:
+        """The LLM's input embedding layer (without building a lazily loaded LLM)."""
+        if self._lazy is not None:
+            return self._lazy.embedding
+        return self.llm.get_input_embeddings()
 
     def _encoders(self) -> list[tuple[nn.Module, EncoderConfig]]:
         pairs = [(self.encoder, self.config.encoder)]
@@ -226,8 +310,16 @@ class RadialogModel(nn.Module):
 
     def train(self, mode: bool = True) -> RadialogModel:
         """As nn.Module.train, but frozen encoders (`trainable: false`) stay in eval mode so
-        their BatchNorm statistics do not drift."""
-        super().train(mode)
+        their BatchNorm statistics do not drift. An LLM not built yet takes the mode when
+        it is built."""
+        if self._lazy is not None:
+            if not isinstance(mode, bool):
+                raise ValueError("training mode is expected to be boolean")
+            self.training = mode
+            for module in self._modules.values():
+                module.train(mode)
+        else:
+            super().train(mode)
         for enc, enc_cfg in self._encoders():
             if not enc_cfg.trainable:
                 enc.eval()
@@ -297,11 +389,14 @@ class RadialogModel(nn.Module):
         if llm_source:
             cfg.llm.source = llm_source
         adapter = path / ADAPTER_DIR
-        model = cls(
-            cfg,
-            adapter_dir=adapter if (adapter / "adapter_config.json").is_file() else None,
-            trainable_lora=trainable,
-        )
+        adapter_dir = adapter if (adapter / "adapter_config.json").is_file() else None
+        # Not for training: the llama.cpp path may start without the torch LLM (lazy_llm).
+        keys = None if trainable else lazy_llm.keys_for(cfg.llm, adapter_dir)
+        lazy = lazy_llm.find(keys, adapter_dir, lambda: load_llm_tokenizer(cfg.llm))
+        model = cls(cfg, adapter_dir=adapter_dir, trainable_lora=trainable, lazy=lazy)
+        model._lazy_keys = keys
+        if lazy is None and keys is not None:
+            model._loaded_weights = weights_fingerprint(model.llm)
         state = load_file(str(path / WEIGHTS_NAME))
         missing, unexpected = model._trained_modules().load_state_dict(state, strict=False)
         if missing or unexpected:
@@ -400,7 +495,7 @@ class RadialogModel(nn.Module):
 
     @property
     def llm_hidden_size(self) -> int:
-        return int(self.llm.get_input_embeddings().weight.shape[1])
+        return int(self._input_embeddings().weight.shape[1])
 
     @property
     def thresholds(self) -> torch.Tensor:
@@ -424,7 +519,7 @@ class RadialogModel(nn.Module):
         """(B, 3, H, W) in [0, 1] at the encoder crop -> image tokens (B, N, llm_hidden)."""
         features = self.encoder(pixels.to(self.device))
         tokens = self.adapter(features)
-        return tokens.to(self.llm.get_input_embeddings().weight.dtype)
+        return tokens.to(self._input_embeddings().weight.dtype)
 
     def classifier_logits(self, pixels: torch.Tensor) -> torch.Tensor:
         """(B, 3, H, W) at the classifier crop -> logits (B, 14), differentiable (training)."""
@@ -493,7 +588,7 @@ class RadialogModel(nn.Module):
             raise ValueError(f"a conversation may contain {IMAGE_PLACEHOLDER} at most once")
         if len(segments) == 2 and image_tokens is None:
             raise ValueError(f"the prompt contains {IMAGE_PLACEHOLDER} but no image was given")
-        embed = self.llm.get_input_embeddings()
+        embed = self._input_embeddings()
         device = embed.weight.device
         parts: list[torch.Tensor] = []
         labels: list[torch.Tensor] = []
@@ -567,7 +662,7 @@ class RadialogModel(nn.Module):
             trimmed.append((emb, lab, span))
             loss_weights.append(w)
         length = max(e.shape[0] for e, _, _ in trimmed)
-        embed = self.llm.get_input_embeddings()
+        embed = self._input_embeddings()
         pad_vec = embed(torch.tensor([self.codec.pad_token_id], device=embed.weight.device))[0]
         batch_e, batch_m, batch_l, spans = [], [], [], []
         for emb, lab, span in trimmed:
@@ -732,8 +827,11 @@ class RadialogModel(nn.Module):
     def _resolve_backend(self, backend: str | None) -> str:
         backend = backend or self.generation_backend
         if backend == "auto":
-            small = sum(p.numel() for p in self.llm.parameters()) < 2_000_000_000
-            on_cpu = self.llm.get_input_embeddings().weight.device.type == "cpu"
+            if self._lazy is not None:  # a GGUF LLM, which load_llm puts on the CPU
+                small, on_cpu = self._lazy.n_params < 2_000_000_000, True
+            else:
+                small = sum(p.numel() for p in self.llm.parameters()) < 2_000_000_000
+                on_cpu = self.llm.get_input_embeddings().weight.device.type == "cpu"
             if not (small and on_cpu):
                 return "hf"
             return "llamacpp" if self._gguf_source() and llamacpp_available() else "fast"
@@ -771,7 +869,21 @@ class RadialogModel(nn.Module):
                 "the llama.cpp backend runs LLMs loaded from a GGUF file (llm.source); "
                 f"this model's LLM comes from {self.config.llm.source!r}: use --backend fast"
             )
-        return llamacpp_decoder_for(self.llm, source, self.llamacpp_options)
+        if self._lazy is not None:
+            decoder = self._lazy.decoder(self.llamacpp_options)
+            if decoder is not None:
+                return decoder
+        decoder = llamacpp_decoder_for(self.llm, source, self.llamacpp_options)
+        if self._lazy_keys is not None and weights_fingerprint(self.llm) == self._loaded_weights:
+            # Still the saved model's LLM: later loads may start without it.
+            lazy_llm.record(
+                self._lazy_keys,
+                self.llamacpp_options.weights,
+                decoder.path,
+                self.llm,
+                self.tokenizer,
+            )
+        return decoder
 
     def generate(
         self,
