@@ -17,6 +17,7 @@ from radialog.imaging.preprocess import (
     ENCODER_CROP,
     RESIZE,
     XRayTransform,
+    to_pil,
     to_uint8,
 )
 
@@ -97,3 +98,39 @@ def test_16bit_image_uses_full_range() -> None:
 def test_rejects_colour_array() -> None:
     with pytest.raises(ValueError, match="2-D"):
         XRayTransform()(np.zeros((10, 10, 3)))
+
+
+@pytest.mark.parametrize(
+    ("shape", "resize", "crop"),
+    [
+        ((512, 512), 512, 448),  # already the size: torchvision returns the image as it is
+        ((2048, 2500), 512, 488),
+        ((1001, 777), 512, 448),
+        ((333, 2000), 512, 511),
+        ((97, 131), 72, 64),  # the tiny test model's sizes, upscaled
+        ((80, 80), 80, 72),
+        ((81, 200), 80, 80),
+    ],
+)
+def test_own_steps_equal_torchvision_for_any_size(shape, resize: int, crop: int) -> None:
+    """Resize/CenterCrop/ToTensor are written out without torchvision: bit for bit its output."""
+    pixels = np.random.default_rng(sum(shape)).integers(0, 4096, size=shape).astype(np.uint16)
+    pipeline = transforms.Compose(
+        [transforms.Resize(resize), transforms.CenterCrop(crop), transforms.ToTensor()]
+    )
+    expected = pipeline(to_pil(pixels)).repeat(3, 1, 1)
+    assert torch.equal(XRayTransform(resize=resize, crop=crop)(pixels), expected)
+
+
+def test_preprocessing_does_not_import_torchvision() -> None:
+    """torchvision's import (~1 s: it imports torch._dynamo) stays off a report's path."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from radialog.imaging.preprocess import XRayTransform; "
+        "from radialog.imaging import example_image_path; "
+        "XRayTransform()(example_image_path()); print('torchvision' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

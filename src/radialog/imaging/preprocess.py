@@ -4,6 +4,10 @@ Exactly the pipeline of the original (BioViL-T inference transform):
 min-max remap to uint8 (no percentile clipping) -> PIL "L" -> Resize(512) (shorter side,
 bilinear) -> CenterCrop(448) -> ToTensor ([0, 1]) -> repeat to 3 channels.
 No mean/std normalisation. The findings classifier uses CenterCrop(488).
+
+The three steps are written out with PIL and torch exactly as torchvision computes them for a
+PIL image (tests compare with torchvision itself): importing torchvision takes about a second
+(it imports torch._dynamo), a large share of a one-shot report.
 """
 
 from __future__ import annotations
@@ -13,7 +17,6 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
-from torchvision import transforms
 
 from radialog.imaging.io import XRay, read_xray
 
@@ -97,14 +100,40 @@ def to_pil(image: np.ndarray | XRay | Image.Image | str | Path) -> Image.Image:
     return Image.fromarray(to_uint8(pixels), mode="L")
 
 
-class _ExpandChannels:
-    """(1, H, W) -> (3, H, W), as RaDialog's ExpandChannels."""
+def resize_shorter_side(image: Image.Image, size: int) -> Image.Image:
+    """torchvision's `Resize(size)` on a PIL image: the shorter side to `size`, the longer
+    one scaled and truncated, PIL's bilinear filter (antialiased)."""
+    w, h = image.size
+    short, long = (w, h) if w <= h else (h, w)
+    new_short, new_long = size, int(size * long / short)
+    new_w, new_h = (new_short, new_long) if w <= h else (new_long, new_short)
+    if (new_w, new_h) == (w, h):
+        return image
+    return image.resize((new_w, new_h), Image.BILINEAR)
 
-    def __call__(self, tensor: torch.Tensor) -> torch.Tensor:
-        return tensor.repeat(3, 1, 1)
 
-    def __repr__(self) -> str:
-        return "ExpandChannels()"
+def center_crop(image: Image.Image, crop: int) -> Image.Image:
+    """torchvision's `CenterCrop(crop)` on a PIL image at least `crop` wide and high."""
+    w, h = image.size
+    if crop > w or crop > h:
+        raise ValueError(f"cannot crop {crop} x {crop} from a {w} x {h} image")
+    top = int(round((h - crop) / 2.0))
+    left = int(round((w - crop) / 2.0))
+    return image.crop((left, top, left + crop, top + crop))
+
+
+def to_tensor(image: Image.Image) -> torch.Tensor:
+    """torchvision's `ToTensor()` on an "L" image: (1, H, W) float in [0, 1]."""
+    if image.mode != "L":
+        raise ValueError(f"expected an 8-bit grayscale ('L') image, got mode {image.mode!r}")
+    pixels = torch.from_numpy(np.array(image, np.uint8, copy=True))
+    return (
+        pixels.view(image.size[1], image.size[0], 1)
+        .permute((2, 0, 1))
+        .contiguous()
+        .to(dtype=torch.get_default_dtype())
+        .div(255)
+    )
 
 
 class XRayTransform:
@@ -115,17 +144,10 @@ class XRayTransform:
             raise ValueError(f"crop ({crop}) must not exceed resize ({resize})")
         self.resize = resize
         self.crop = crop
-        self.pipeline = transforms.Compose(
-            [
-                transforms.Resize(resize),
-                transforms.CenterCrop(crop),
-                transforms.ToTensor(),
-                _ExpandChannels(),
-            ]
-        )
 
     def __call__(self, image: np.ndarray | XRay | Image.Image | str | Path) -> torch.Tensor:
-        return self.pipeline(to_pil(image))
+        pil = center_crop(resize_shorter_side(to_pil(image), self.resize), self.crop)
+        return to_tensor(pil).repeat(3, 1, 1)  # RaDialog's ExpandChannels
 
     def __repr__(self) -> str:
         return f"XRayTransform(resize={self.resize}, crop={self.crop})"
