@@ -14,7 +14,10 @@ and the image encoder), this measures interleaved, so machine load hits every va
   generation) with each backend;
 - LLM load time from the dequantised-GGUF safetensors cache, and (--measure-load) without it;
 - beside a CPU-bound competitor process (a busy machine): a one-shot `radialog report` with
-  the default thread choice and with one thread per core (--no-competitor skips it).
+  the default thread choice and with one thread per core (--no-competitor skips it);
+- a warm one-shot `radialog report --backend llamacpp` in its own process, as started today
+  (without the torch LLM, radialog.model.lazy_llm) against the eager load of the torch LLM
+  (RADIALOG_EAGER_LLM=1), interleaved (--one-shot runs only these rows).
 
     .venv/bin/python benchmarks/generate.py [--quick] [--threads N] [--max-new-tokens N]
 
@@ -242,6 +245,41 @@ def _beside_competitor(image: Any, n: int, model: str) -> None:
         competitor.wait()
 
 
+def _warm_one_shot(image: Any, n: int, model: str, repeat: int) -> None:
+    """Wall time of a one-shot `radialog report` through llama.cpp (its own process, warm
+    cache): the lazy start (no torch LLM, no transformers/peft imports) against the eager
+    one, which builds the torch LLM as before. Interleaved, so machine load hits both alike;
+    the outputs must be the same."""
+    import json
+    import subprocess
+
+    cmd = [sys.executable, "-m", "radialog", "report", str(image), "--json", "--model", model]
+    cmd += ["--backend", "llamacpp", "--threads", "1", "--max-new-tokens", str(n)]
+    variants = {"eager (torch LLM built)": "1", "lazy (default)": ""}
+    walls: dict[str, list[float]] = {name: [] for name in variants}
+    reports: dict[str, set[str]] = {name: set() for name in variants}
+    subprocess.run(cmd, capture_output=True, check=True)  # warm: export + lazy record
+    for _ in range(repeat):
+        for name, eager in variants.items():
+            env = dict(os.environ, RADIALOG_EAGER_LLM=eager)
+            t0 = time.perf_counter()
+            out = subprocess.run(cmd, capture_output=True, text=True, check=True, env=env).stdout
+            walls[name].append(time.perf_counter() - t0)
+            payload = json.loads(out)
+            payload.pop("timings")
+            reports[name].add(json.dumps(payload, sort_keys=True))
+    same = len(set().union(*reports.values())) == 1
+    print(
+        f"\n{'warm one-shot report':24s} {'wall s (median)':>15s} {'min':>6s} {'max':>6s}"
+        f"   (llama.cpp, --threads 1, {n} new tokens, x{repeat}, "
+        f"load average {os.getloadavg()[0]:.1f})"
+    )
+    for name, times in walls.items():
+        print(f"{name:24s} {statistics.median(times):15.2f} {min(times):6.2f} {max(times):6.2f}")
+    base, lazy = (statistics.median(t) for t in walls.values())
+    print(f"eager / lazy: {base / lazy:.2f}x; same JSON (timings aside): {same}")
+
+
 def _images() -> list[Any]:
     phantoms = [
         render_phantom(f, seed=i, size=512)
@@ -280,7 +318,20 @@ def main() -> int:
     parser.add_argument(
         "--no-competitor", action="store_true", help="skip the rows beside a busy process"
     )
+    parser.add_argument(
+        "--one-shot",
+        action="store_true",
+        help="only the warm one-shot report rows (lazy vs eager LLM load; 60 new tokens, x3)",
+    )
     args = parser.parse_args()
+    if args.one_shot:
+        if not llamacpp_available():
+            print("llama-cpp-python not installed: no one-shot llama.cpp rows (make llamacpp)")
+            return 1
+        _warm_one_shot(
+            example_image_path(), args.max_new_tokens or 60, args.model, args.repeat or 3
+        )
+        return 0
     n = args.max_new_tokens or (32 if args.quick else 128)
     repeat = args.repeat or (1 if args.quick else 2)
     if args.threads:
@@ -384,6 +435,8 @@ def main() -> int:
     _dialog_latency(model, images[0], list(e2e), min(n, 48))
     if not args.no_competitor:
         _beside_competitor(example_image_path(), min(n, 60), args.model)
+    if llamacpp_available():
+        _warm_one_shot(example_image_path(), min(n, 60), args.model, repeat)
     print()
     for label, sec in load_rows + builds:
         print(f"{label:44s} {sec:7.2f} s")
