@@ -57,17 +57,27 @@ def test_report_states_its_list_after_at_most_one_repair(mini, listed):
     assert check.consistent, (listed, draft, report, check.summary())
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="correction takes effect on about half of real IU requests (model card: correction "
-    "success 46.7 %), not yet on this one, whose report says the effusion is absent",
-)
-def test_correction_adds_the_finding_and_keeps_the_rest(mini, labeler):
+def _corrected(mini):
     conv = _report_turn([]).add_assistant(NORMAL)
     conv.add_user(correction_prompt([], ["Pleural Effusion"]))
-    corrected = mini.generate(conv, max_new_tokens=120)
+    return mini.generate(conv, max_new_tokens=120)
+
+
+def test_correction_adds_the_finding_and_keeps_the_rest(mini, labeler):
+    corrected = _corrected(mini)
     check = check_report(corrected, ["Pleural Effusion"], labeler)
     assert check.consistent, corrected
+    for kept in ("The heart is normal in size.", "The lungs are clear."):
+        assert kept in corrected, corrected
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="the model adds the effusion but keeps the sentence that says it is absent (the "
+    "labeler reads the report as positive, so the correction benchmark counts it a success)",
+)
+def test_correction_removes_the_sentence_that_negated_the_finding(mini):
+    assert "no pleural effusion" not in _corrected(mini).lower()
 
 
 @pytest.mark.parametrize(("label", "expected"), [("Cardiomegaly", "yes"), ("Edema", "no")])
