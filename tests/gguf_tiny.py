@@ -68,3 +68,26 @@ def write_tiny_gguf(llm, path: Path) -> Path:
     writer.write_tensors_to_file()
     writer.close()
     return path
+
+
+def tiny_gguf_model(root: Path, target_modules: list[str] | None = None):
+    """The tiny config's RadialogModel on a GGUF written from its own LLM (so llama.cpp can run
+    it), with random non-zero LoRA weights (an identity LoRA would hide merge errors)."""
+    import torch
+
+    from radialog.model.config import load_named_config
+    from radialog.model.llm import load_llm
+    from radialog.model.radialog_model import RadialogModel
+
+    cfg = load_named_config("tiny")
+    llm, _ = load_llm(cfg.llm)
+    cfg.llm.source = str(write_tiny_gguf(llm, root / "tiny.gguf"))
+    if target_modules is not None:
+        cfg.llm.lora.target_modules = target_modules
+    model = RadialogModel(cfg)
+    g = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for name, p in model.llm.named_parameters():
+            if "lora_" in name:
+                p.copy_(torch.randn(p.shape, generator=g) * 0.5)
+    return model

@@ -14,10 +14,8 @@ import torch
 pytest.importorskip("llama_cpp", reason="llama-cpp-python is installed by `make test`")
 
 from data_paths import EXAMPLE_IMAGE, REPO  # noqa: E402
-from gguf_tiny import write_tiny_gguf  # noqa: E402
+from gguf_tiny import tiny_gguf_model  # noqa: E402
 from radialog.model import lazy_llm, llamacpp  # noqa: E402
-from radialog.model.config import load_named_config  # noqa: E402
-from radialog.model.llm import load_llm  # noqa: E402
 from radialog.model.prompt import report_conversation  # noqa: E402
 from radialog.model.radialog_model import RadialogModel  # noqa: E402
 
@@ -32,15 +30,7 @@ def saved(tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("RADIALOG_CACHE_DIR", str(cache))
         mp.delenv(lazy_llm.EAGER_ENV, raising=False)
-        cfg = load_named_config("tiny")
-        llm, _ = load_llm(cfg.llm)
-        cfg.llm.source = str(write_tiny_gguf(llm, root / "tiny.gguf"))
-        model = RadialogModel(cfg)
-        g = torch.Generator().manual_seed(1)
-        with torch.no_grad():
-            for name, p in model.llm.named_parameters():
-                if "lora_" in name:
-                    p.copy_(torch.randn(p.shape, generator=g) * 0.5)
+        model = tiny_gguf_model(root)
         model.save_pretrained(root / "model")
         yield root / "model", cache
 

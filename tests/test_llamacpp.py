@@ -13,7 +13,7 @@ pytest.importorskip("llama_cpp", reason="llama-cpp-python is installed by `make 
 
 from gguf import GGUFReader, quants  # noqa: E402
 
-from gguf_tiny import write_tiny_gguf  # noqa: E402
+from gguf_tiny import tiny_gguf_model  # noqa: E402
 from radialog.errors import CheckpointError, InvalidInputError, MissingDependencyError  # noqa: E402
 from radialog.model import llamacpp  # noqa: E402
 from radialog.model.config import load_named_config  # noqa: E402
@@ -31,17 +31,7 @@ def tiny_gguf(tmp_path_factory):
     root = tmp_path_factory.mktemp("llamacpp")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("RADIALOG_CACHE_DIR", str(root / "cache"))
-        cfg = load_named_config("tiny")
-        llm, _ = load_llm(cfg.llm)
-        path = write_tiny_gguf(llm, root / "tiny.gguf")
-        cfg.llm.source = str(path)
-        cfg.llm.lora.target_modules = ALL_PROJECTIONS
-        model = RadialogModel(cfg)
-        g = torch.Generator().manual_seed(1)
-        with torch.no_grad():
-            for name, p in model.llm.named_parameters():
-                if "lora_" in name:
-                    p.copy_(torch.randn(p.shape, generator=g) * 0.5)
+        model = tiny_gguf_model(root, ALL_PROJECTIONS)
         model.llamacpp_options = llamacpp.LlamaCppOptions(weights="f32", threads=1)
         yield model, root
         llamacpp._DECODERS.pop(model.llm, None)
