@@ -73,8 +73,6 @@ def write_tiny_gguf(llm, path: Path) -> Path:
 def tiny_gguf_model(root: Path, target_modules: list[str] | None = None):
     """The tiny config's RadialogModel on a GGUF written from its own LLM (so llama.cpp can run
     it), with random non-zero LoRA weights (an identity LoRA would hide merge errors)."""
-    import torch
-
     from radialog.model.config import load_named_config
     from radialog.model.llm import load_llm
     from radialog.model.radialog_model import RadialogModel
@@ -84,7 +82,14 @@ def tiny_gguf_model(root: Path, target_modules: list[str] | None = None):
     cfg.llm.source = str(write_tiny_gguf(llm, root / "tiny.gguf"))
     if target_modules is not None:
         cfg.llm.lora.target_modules = target_modules
-    model = RadialogModel(cfg)
+    return random_lora(RadialogModel(cfg))
+
+
+def random_lora(model):
+    """Fill the model's LoRA weights with seeded non-zero values (so that merging LoRA into
+    the weights is actually exercised); returns the model."""
+    import torch
+
     g = torch.Generator().manual_seed(1)
     with torch.no_grad():
         for name, p in model.llm.named_parameters():

@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 import torch
 
+from gguf_tiny import random_lora
 from radialog.model.decoding import FastDecoder, FastOptions, _HFStepper, decoder_for
 from radialog.model.prompt import Conversation, report_conversation
 from radialog.model.radialog_model import RadialogModel
@@ -16,14 +17,7 @@ torch.set_num_threads(1)
 
 @pytest.fixture(scope="module")
 def tiny() -> RadialogModel:
-    model = RadialogModel.from_config("tiny")
-    # Non-zero LoRA B so merging LoRA into the weights is actually exercised.
-    g = torch.Generator().manual_seed(1)
-    with torch.no_grad():
-        for name, p in model.llm.named_parameters():
-            if "lora_" in name:
-                p.copy_(torch.randn(p.shape, generator=g) * 0.5)
-    return model
+    return random_lora(RadialogModel.from_config("tiny"))
 
 
 def _conversations() -> list[Conversation]:
