@@ -103,6 +103,10 @@ class PhantomIU:
         digest = hashlib.sha256(f"{FORMAT_VERSION}|{'|'.join(drawn)}".encode()).hexdigest()[:10]
         return self.cache_dir / f"{self.size}" / f"{study_id}-{digest}.png"
 
+    def _images(self, study_id: str, drawn: list[str]) -> list[StudyImage]:
+        """A study's one image: the PA phantom of its drawn findings, in the cache."""
+        return [StudyImage(path=self._image_path(study_id, drawn), view="PA", image_id=study_id)]
+
     def studies(self, split: str | None = None, limit: int | None = None) -> list[Study]:
         """Studies with findings (the ones we can label), phantom labels and image paths."""
         out = []
@@ -114,11 +118,7 @@ class PhantomIU:
             out.append(
                 Study(
                     id=base.id,
-                    images=[
-                        StudyImage(
-                            path=self._image_path(base.id, drawn), view="PA", image_id=base.id
-                        )
-                    ],
+                    images=self._images(base.id, drawn),
                     findings=base.findings,
                     impression=base.impression,
                     indication=base.indication,
@@ -155,11 +155,7 @@ class PhantomIU:
             out.append(
                 Study(
                     id=study_id,
-                    images=[
-                        StudyImage(
-                            path=self._image_path(study_id, drawn), view="PA", image_id=study_id
-                        )
-                    ],
+                    images=self._images(study_id, drawn),
                     labels=labels,
                     split="train",
                     meta={
