@@ -16,6 +16,7 @@ pytest.importorskip("llama_cpp", reason="llama-cpp-python is installed by `make 
 from data_paths import EXAMPLE_IMAGE, REPO  # noqa: E402
 from gguf_tiny import tiny_gguf_model  # noqa: E402
 from radialog.model import lazy_llm, llamacpp  # noqa: E402
+from radialog.model.decoding import weights_fingerprint  # noqa: E402
 from radialog.model.prompt import report_conversation  # noqa: E402
 from radialog.model.radialog_model import RadialogModel  # noqa: E402
 
@@ -72,6 +73,24 @@ def test_second_load_skips_the_torch_llm_and_answers_the_same(saved, monkeypatch
     assert not lazy.llm.training
     assert _answer(lazy, "fast") == _answer(eager, "fast")
     assert _answer(lazy) == expected
+
+
+def test_llm_built_inside_generate_holds_ordinary_tensors(saved, monkeypatch):
+    # generate runs in inference mode; an LLM first built there must still train and be
+    # fingerprinted (inference tensors have no version counter).
+    path, cache = saved
+    monkeypatch.setenv("RADIALOG_CACHE_DIR", str(cache))
+    _answer(_load(path))  # recorded
+    lazy = _load(path)
+    assert lazy._lazy is not None
+    first = _answer(lazy, "fast")  # builds the LLM inside generate
+    assert lazy._lazy is None
+    assert not any(p.is_inference() for p in lazy.llm.parameters())
+    assert _answer(lazy, "fast") == first
+    weight = next(lazy.llm.parameters()).requires_grad_(True)
+    (weight * 2).sum().backward()
+    assert weight.grad is not None
+    assert weights_fingerprint(lazy.llm)
 
 
 def test_traversals_and_saving_build_the_llm(saved, monkeypatch, tmp_path):

@@ -264,8 +264,11 @@ class RadialogModel(nn.Module):
             if self._lazy is None:  # another thread built it
                 return
             try:
-                llm, tokenizer = load_llm(self.config.llm)
-                llm = self._with_lora(llm, lazy.adapter_dir, trainable_lora=False)
+                # First use may come inside `generate` (inference mode): weights built there
+                # would be inference tensors, which later training or fingerprints reject.
+                with torch.inference_mode(False):
+                    llm, tokenizer = load_llm(self.config.llm)
+                    llm = self._with_lora(llm, lazy.adapter_dir, trainable_lora=False)
             except AttributeError as exc:  # would read as "no attribute 'llm'"
                 raise RuntimeError(f"building the LLM failed: {exc}") from exc
             llm.train(self.training)
