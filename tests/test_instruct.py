@@ -439,3 +439,43 @@ def test_composed_followups_correct_and_answer_from_the_list(studies: list[Study
             dropped_negation += negated
             assert r["emphasis"] and all(e in answer and e not in report for e in r["emphasis"])
     assert dropped_negation > 0  # some additions replace a sentence that negated the finding
+
+
+def test_composed_two_changes_long_lists_more_yes_and_clean_sentences(studies) -> None:
+    from radialog.model.prompt import correction_prompt
+
+    labeler = get_labeler("rules")
+    positives = lambda text: {  # noqa: E731
+        n for n, v in labeler.label([text])[0].labels.items() if v == 1 and n != "No Finding"
+    }
+    config = InstructConfig(
+        tasks=("report",),
+        seed=4,
+        composed_reports=2,
+        composed_followups=3,
+        composed_list_sizes=(0, 0, 0, 1, 1),
+        composed_yes_prob=1.0,
+        composed_two_changes_prob=1.0,
+        clean_finding_sentences=True,
+    )
+    rows = [s for s in InstructBuilder(studies, config).samples() if s["source"] == "composed"]
+    sizes, changes = Counter(), Counter()
+    for r in rows:
+        turns = [t["value"] for t in r["conversations"]]
+        if r["task"] == "report":
+            sizes[len(_listed(turns[0]) - {"No Finding"})] += 1
+            assert not any("XXXX" in e for e in r["emphasis"])
+        elif r["task"] == "binary_qa":
+            assert turns[3] == "yes" or not (_listed(turns[0]) - {"No Finding"})
+        else:
+            before, after = positives(turns[1]), positives(turns[3])
+            added, removed = sorted(after - before), sorted(before - after)
+            changes[len(added) + len(removed)] += 1
+            if len(added) + len(removed) == 2:  # asked in the repair's wording
+                assert turns[2] == correction_prompt(removed, added)
+    assert set(sizes) <= {3, 4} and sizes[3] and sizes[4]
+    assert changes[2] > changes[1]
+    with pytest.raises(ValueError, match="composed_list_sizes"):
+        InstructConfig(composed_list_sizes=(0, 0))
+    with pytest.raises(ValueError, match="composed_yes_prob"):
+        InstructConfig(composed_yes_prob=1.5)

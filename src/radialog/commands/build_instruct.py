@@ -110,6 +110,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="corrections and yes/no questions per study on a report composed for a random "
         "list (corrections may have to drop a sentence that negates the added finding)",
     )
+    parser.add_argument(
+        "--composed-list-sizes",
+        default="0.1,0.45,0.3,0.15",
+        help="weights of composed list sizes 0, 1, 2, ... labels (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--composed-yes-prob",
+        type=float,
+        default=0.5,
+        help="share of composed yes/no questions on a listed label (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--composed-two-changes-prob",
+        type=float,
+        default=0.0,
+        help="share of composed corrections that change two labels, in the repair's wording",
+    )
+    parser.add_argument(
+        "--clean-finding-sentences",
+        action="store_true",
+        help="composed finding sentences without IU's anonymised 'XXXX' where others exist",
+    )
     parser.add_argument("--replay-batch", type=int, default=8)
     parser.add_argument(
         "--replay-backend",
@@ -155,6 +177,13 @@ def _extra_tasks(items: list[str]) -> dict[str, int]:
     return out
 
 
+def _weights(flag: str, text: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(x) for x in text.split(","))
+    except ValueError:
+        raise InvalidInputError(f"{flag} {text!r}: give comma-separated numbers") from None
+
+
 def _context_probs(text: str) -> tuple[float, float, float]:
     try:
         values = tuple(float(x) for x in text.split(","))
@@ -194,6 +223,10 @@ def run(args: argparse.Namespace) -> int:
             composed_reports=args.composed_reports,
             composed_image_prob=args.composed_image_prob,
             composed_followups=args.composed_followups,
+            composed_list_sizes=_weights("--composed-list-sizes", args.composed_list_sizes),
+            composed_yes_prob=args.composed_yes_prob,
+            composed_two_changes_prob=args.composed_two_changes_prob,
+            clean_finding_sentences=args.clean_finding_sentences,
         )
     except ValueError as exc:
         raise InvalidInputError(str(exc)) from None

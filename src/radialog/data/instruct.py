@@ -57,6 +57,15 @@ Findings-faithfulness levers (all off by default, so a plain build is RaDialog's
   negate a listed one. The labeler must read back exactly the list, else the draw is retried.
   They are text-only, or show a random image with `composed_image_prob`: rare findings get as
   many samples as common ones, and list and image disagree as in the counterfactual benchmark.
+- `composed_list_sizes`: weights of the composed lists' sizes (index = number of labels), so
+  lists as long as the classifier's (four or five findings) are trained, too.
+- `composed_yes_prob`: a composed yes/no question asks about a listed label (answer yes) with
+  this probability when the list is not empty, else about an unlisted one.
+- `composed_two_changes_prob`: a composed correction changes two labels (two additions, two
+  removals, or one of each, asked in the repair's wording) with this probability, as the
+  automatic repair does when a report misses several findings.
+- `clean_finding_sentences`: composed finding sentences leave out IU's anonymised "XXXX"
+  where the finding has other sentences: "stable right-sided XXXX XXXX" names no device.
 
 Each study draws its tasks from a random generator seeded by (seed, epoch, study id), so the
 output is byte-identical for a seed, and samples are written as they are produced.
@@ -129,6 +138,10 @@ class InstructConfig:
     composed_reports: int = 0
     composed_image_prob: float = 0.0
     composed_followups: int = 0
+    composed_list_sizes: tuple[float, ...] = (0.1, 0.45, 0.3, 0.15)
+    composed_yes_prob: float = 0.5
+    composed_two_changes_prob: float = 0.0
+    clean_finding_sentences: bool = False
 
     def __post_init__(self) -> None:
         unknown = [t for t in self.tasks if t not in TASKS]
@@ -151,9 +164,14 @@ class InstructConfig:
             "mismatch_image_prob",
             "correction_wrong_list_prob",
             "composed_image_prob",
+            "composed_yes_prob",
+            "composed_two_changes_prob",
         ):
             if not 0 <= getattr(self, name) <= 1:
                 raise ValueError(f"{name} must be in [0, 1]")
+        sizes = self.composed_list_sizes
+        if not sizes or min(sizes) < 0 or sum(sizes) <= 0:
+            raise ValueError("composed_list_sizes must be non-negative weights, not all zero")
         bad = [t for t in self.extra_tasks if t not in FOLLOWUP_TASKS]
         if bad:
             raise ValueError(
@@ -363,6 +381,10 @@ class InstructBuilder:
                         pool = by_finding.setdefault(next(iter(stated)), [])
                         if sentence not in pool:
                             pool.append(sentence)
+            if self.config.clean_finding_sentences:
+                for name, pool in by_finding.items():
+                    clean = [s for s in pool if "XXXX" not in s]
+                    by_finding[name] = clean or pool
             self._sentence_pool = (by_finding, neutral)
         return self._sentence_pool
 
@@ -418,7 +440,7 @@ class InstructBuilder:
                 continue
             listed, (_, report) = first, draft
             if rng.random() < 0.4:
-                if first and rng.random() < 0.5:
+                if first and rng.random() < self.config.composed_yes_prob:
                     label, answer = rng.choice(first), "yes"
                 else:
                     label, answer = rng.choice([n for n in options if n not in first]), "no"
@@ -427,21 +449,15 @@ class InstructBuilder:
                 )
                 task, reply, emphasis = "binary_qa", answer, []
             else:
-                absent = [n for n in options if n not in first]
-                if first and (not absent or rng.random() < 0.4):
-                    change = rng.choice(first)
-                    second = [n for n in first if n != change]
-                    add, remove = [], [change]
-                else:
-                    change = rng.choice(absent)
-                    second = sorted([*first, change], key=order.get)
-                    add, remove = [change], []
-                    if rng.random() < 0.3:
-                        listed = second  # the repair case: the list names what is missing
+                add, remove = self._composed_changes(first, options, rng)
+                second = sorted([*(n for n in first if n not in remove), *add], key=order.get)
+                if add and rng.random() < 0.3:
+                    listed = second  # the repair case: the list names what is missing
                 fixed = self._compose(study, second, stated)
                 if fixed is None:
                     continue
-                if rng.random() < 0.5:
+                change = (add or remove)[0]
+                if len(add) + len(remove) > 1 or rng.random() < 0.5:
                     question = correction_prompt(remove, add) or ""
                 elif add:
                     question = rng.choice(P.CORRECTION_ADD).format(add=change.lower())
@@ -460,6 +476,24 @@ class InstructBuilder:
             return sample
         return None
 
+    def _composed_changes(
+        self, first: list[str], options: list[str], rng: random.Random
+    ) -> tuple[list[str], list[str]]:
+        """(labels to add, labels to remove) for a composed correction of list `first`."""
+        absent = [n for n in options if n not in first]
+        two = self.config.composed_two_changes_prob
+        count = 2 if two > 0 and rng.random() < two else 1  # no draw: older builds stay identical
+        add: list[str] = []
+        remove: list[str] = []
+        for _ in range(count):
+            present = [n for n in first if n not in remove]
+            missing = [n for n in absent if n not in add]
+            if present and (not missing or rng.random() < 0.4):
+                remove.append(rng.choice(present))
+            elif missing:
+                add.append(rng.choice(missing))
+        return add, remove
+
     def _composed_report(
         self, study: Study, rng: random.Random, epoch: int, k: int, tries: int = 4
     ) -> _Draft | None:
@@ -472,7 +506,8 @@ class InstructBuilder:
         options = [n for n in CHEXPERT_LABELS if n in by_finding]
         order = {n: i for i, n in enumerate(CHEXPERT_LABELS)}
         for _ in range(tries):
-            size = rng.choices((0, 1, 2, 3), weights=(0.1, 0.45, 0.3, 0.15))[0]
+            weights = self.config.composed_list_sizes
+            size = rng.choices(range(len(weights)), weights=weights)[0]
             listed = sorted(rng.sample(options, min(size, len(options))), key=order.get)
             composed = self._compose(study, listed, {n: rng.choice(by_finding[n]) for n in listed})
             if composed is None:
