@@ -454,6 +454,7 @@ def test_composed_two_changes_long_lists_more_yes_and_clean_sentences(studies) -
         composed_reports=2,
         composed_followups=3,
         composed_list_sizes=(0, 0, 0, 1, 1),
+        composed_followup_sizes=(0, 0, 0, 1),
         composed_yes_prob=1.0,
         composed_two_changes_prob=1.0,
         clean_finding_sentences=True,
@@ -469,6 +470,7 @@ def test_composed_two_changes_long_lists_more_yes_and_clean_sentences(studies) -
             assert turns[3] == "yes" or not (_listed(turns[0]) - {"No Finding"})
         else:
             before, after = positives(turns[1]), positives(turns[3])
+            assert len(before) == 3
             added, removed = sorted(after - before), sorted(before - after)
             changes[len(added) + len(removed)] += 1
             if len(added) + len(removed) == 2:  # asked in the repair's wording

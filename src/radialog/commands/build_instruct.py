@@ -116,6 +116,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="weights of composed list sizes 0, 1, 2, ... labels (default: %(default)s)",
     )
     parser.add_argument(
+        "--composed-followup-sizes",
+        default="0.4,0.4,0.2",
+        help="the same for the first report of composed follow-ups (default: %(default)s)",
+    )
+    parser.add_argument(
         "--composed-yes-prob",
         type=float,
         default=0.5,
@@ -224,6 +229,9 @@ def run(args: argparse.Namespace) -> int:
             composed_image_prob=args.composed_image_prob,
             composed_followups=args.composed_followups,
             composed_list_sizes=_weights("--composed-list-sizes", args.composed_list_sizes),
+            composed_followup_sizes=_weights(
+                "--composed-followup-sizes", args.composed_followup_sizes
+            ),
             composed_yes_prob=args.composed_yes_prob,
             composed_two_changes_prob=args.composed_two_changes_prob,
             clean_finding_sentences=args.clean_finding_sentences,

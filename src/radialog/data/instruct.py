@@ -59,6 +59,8 @@ Findings-faithfulness levers (all off by default, so a plain build is RaDialog's
   many samples as common ones, and list and image disagree as in the counterfactual benchmark.
 - `composed_list_sizes`: weights of the composed lists' sizes (index = number of labels), so
   lists as long as the classifier's (four or five findings) are trained, too.
+- `composed_followup_sizes`: the same for the first report of a composed correction or question
+  (a repair may have to add a finding to a report that already states four).
 - `composed_yes_prob`: a composed yes/no question asks about a listed label (answer yes) with
   this probability when the list is not empty, else about an unlisted one.
 - `composed_two_changes_prob`: a composed correction changes two labels (two additions, two
@@ -139,6 +141,7 @@ class InstructConfig:
     composed_image_prob: float = 0.0
     composed_followups: int = 0
     composed_list_sizes: tuple[float, ...] = (0.1, 0.45, 0.3, 0.15)
+    composed_followup_sizes: tuple[float, ...] = (0.4, 0.4, 0.2)
     composed_yes_prob: float = 0.5
     composed_two_changes_prob: float = 0.0
     clean_finding_sentences: bool = False
@@ -169,9 +172,10 @@ class InstructConfig:
         ):
             if not 0 <= getattr(self, name) <= 1:
                 raise ValueError(f"{name} must be in [0, 1]")
-        sizes = self.composed_list_sizes
-        if not sizes or min(sizes) < 0 or sum(sizes) <= 0:
-            raise ValueError("composed_list_sizes must be non-negative weights, not all zero")
+        for name in ("composed_list_sizes", "composed_followup_sizes"):
+            sizes = getattr(self, name)
+            if not sizes or min(sizes) < 0 or sum(sizes) <= 0:
+                raise ValueError(f"{name} must be non-negative weights, not all zero")
         bad = [t for t in self.extra_tasks if t not in FOLLOWUP_TASKS]
         if bad:
             raise ValueError(
@@ -432,8 +436,9 @@ class InstructBuilder:
             return None
         order = {n: i for i, n in enumerate(CHEXPERT_LABELS)}
         for _ in range(tries):
-            size = rng.choices((0, 1, 2), weights=(0.4, 0.4, 0.2))[0]
-            first = sorted(rng.sample(options, size), key=order.get)
+            weights = self.config.composed_followup_sizes
+            size = rng.choices(range(len(weights)), weights=weights)[0]
+            first = sorted(rng.sample(options, min(size, len(options))), key=order.get)
             stated = {n: rng.choice(by_finding[n]) for n in options}
             draft = self._compose(study, first, stated)
             if draft is None:
