@@ -47,7 +47,15 @@ def _report_turn(listed):
 
 @pytest.mark.parametrize(
     "listed",
-    [["Cardiomegaly"], ["Pleural Effusion"], ["Pneumothorax"], []],
+    [
+        ["Cardiomegaly"],
+        ["Pleural Effusion"],
+        ["Pneumothorax"],
+        [],
+        ["Support Devices"],
+        ["Atelectasis", "Pneumothorax"],
+        ["Cardiomegaly", "Edema", "Pleural Effusion"],
+    ],
     ids=str,
 )
 def test_report_states_its_list_after_at_most_one_repair(mini, listed):
@@ -88,3 +96,11 @@ def test_yes_no_answers_follow_the_list(mini, label, expected):
     )
     answer = mini.generate(conv.add_user(binary_question(label)), max_new_tokens=10)
     assert expected in answer.lower(), answer
+
+
+@pytest.mark.parametrize("label", ["Support Devices", "Atelectasis", "Fracture"])
+def test_yes_to_a_listed_finding_the_report_left_out(mini, label):
+    # The list, not the report, is what the answer follows (the model used to say "no").
+    conv = _report_turn([label]).add_assistant("The heart is normal in size. The lungs are clear.")
+    answer = mini.generate(conv.add_user(binary_question(label)), max_new_tokens=10)
+    assert "yes" in answer.lower(), answer
