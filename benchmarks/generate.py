@@ -212,7 +212,7 @@ def _dialog_latency(model: RadialogModel, image: Any, backends: list[str], n: in
             times.append(time.perf_counter() - t0)
         reused = ""
         if backend == "llamacpp":
-            reused = f"  (last prompt: {model._llamacpp_decoder().stepper.reused} positions reused)"
+            reused = f"  (last prompt: {model.llamacpp_decoder().stepper.reused} positions reused)"
         print(f"{backend:22s} {statistics.mean(times):8.2f}{reused}")
 
 
@@ -358,7 +358,7 @@ def main() -> int:
         builds.append((f"build decoder: {name}", time.perf_counter() - t))
     if llamacpp_available():
         t = time.perf_counter()
-        variants.append(("llama.cpp (GGUF+LoRA)", model._llamacpp_decoder()))
+        variants.append(("llama.cpp (GGUF+LoRA)", model.llamacpp_decoder()))
         builds.append(("build decoder: llama.cpp (export + load)", time.perf_counter() - t))
     else:
         print("llama-cpp-python not installed: no llama.cpp rows (make llamacpp)")
@@ -418,7 +418,7 @@ def main() -> int:
             f"{same:>4d}/{len(s.outputs) + len(b.outputs):<4d} {agree:6.3f} {changed:8.3f}"
         )
     print("(findings: share of the 14 labeler findings that differ from generate()'s text)")
-    source = model._gguf_source()
+    source = model.gguf_source()
     if llamacpp_available() and source is not None:
         text = convs[0].render().replace("<image>", "")
         length, tps, first = _llamacpp_reference(source, text, n, threads, repeat)

@@ -66,7 +66,9 @@ def main() -> None:
     print(json.dumps(report, indent=1))
     for name in ("val_tuned", "test_tuned", "test_at_0.5"):
         r = report[name]
-        print(f"{name}: macro AUROC {r['macro_auroc']:.3f}  macro F1 {r['macro_f1']:.3f}  micro F1 {r['micro_f1']:.3f}")
+        print(
+            f"{name}: macro AUROC {r['macro_auroc']:.3f}  macro F1 {r['macro_f1']:.3f}  micro F1 {r['micro_f1']:.3f}"
+        )
     print(f"saved {out}")
 
 

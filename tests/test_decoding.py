@@ -158,7 +158,7 @@ def test_model_generate_backends_agree(tiny: RadialogModel) -> None:
     fast = tiny.generate_batch(convs, toks, max_new_tokens=12, backend="fast")
     hf = tiny.generate_batch(convs, toks, max_new_tokens=12, backend="hf")
     assert fast == hf
-    assert tiny._resolve_backend(None) == "fast"  # "auto" on a small CPU model
+    assert tiny.resolve_backend(None) == "fast"  # "auto" on a small CPU model
     with pytest.raises(ValueError, match="backend"):
         tiny.generate(convs[3], backend="vllm")
 

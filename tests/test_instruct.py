@@ -481,3 +481,13 @@ def test_composed_two_changes_long_lists_more_yes_and_clean_sentences(studies) -
         InstructConfig(composed_list_sizes=(0, 0))
     with pytest.raises(ValueError, match="composed_yes_prob"):
         InstructConfig(composed_yes_prob=1.5)
+
+
+def test_dataset_args_are_typed_the_same_for_every_command() -> None:
+    from radialog.commands._common import dataset_kwargs
+    from radialog.errors import InvalidInputError
+
+    parsed = dataset_kwargs(["size=288", "root=/data/mimic", "require_findings=False", "x=none"])
+    assert parsed == {"size": 288, "root": "/data/mimic", "require_findings": False, "x": None}
+    with pytest.raises(InvalidInputError, match="KEY=VALUE"):
+        dataset_kwargs(["size"])

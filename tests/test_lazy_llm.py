@@ -62,7 +62,7 @@ def test_second_load_skips_the_torch_llm_and_answers_the_same(saved, monkeypatch
 
     lazy = _load(path)
     assert lazy._lazy is not None and "llm" not in lazy._modules
-    assert lazy._resolve_backend("auto") == "llamacpp"
+    assert lazy.resolve_backend("auto") == "llamacpp"
     assert lazy.llm_hidden_size == eager.llm_hidden_size
     assert _answer(lazy) == expected
     assert lazy.eval() is lazy and "llm" not in lazy._modules  # still not built
@@ -125,7 +125,7 @@ def test_changed_weights_or_adapter_are_never_taken_from_the_record(saved, monke
     model = _load(path)
     with torch.no_grad():
         next(p for n, p in model.llm.named_parameters() if "lora_B" in n).add_(0.1)
-    assert model._llamacpp_decoder().path.name != recorded
+    assert model.llamacpp_decoder().path.name != recorded
     assert [p.read_text() for p in _entries(cache)] == before
 
     # Another adapter is another record.

@@ -52,7 +52,7 @@ def _tokens(model: RadialogModel) -> list[torch.Tensor | None]:
 
 def test_export_merges_lora_into_every_projection(tiny_gguf, tmp_path):
     model, _ = tiny_gguf
-    source = model._gguf_source()
+    source = model.gguf_source()
     out = export_gguf(model.llm, source, tmp_path / "merged.gguf", weights="f32")
     tensors = {t.name: t for t in GGUFReader(out).tensors}
     layer = base_causal_lm(model.llm).model.layers[1]
@@ -76,7 +76,7 @@ def test_export_refuses_a_gguf_the_llm_did_not_come_from(tiny_gguf, tmp_path):
     cfg.llm.seed = 5  # another random llama: not the GGUF's weights
     other = RadialogModel(cfg)
     with pytest.raises(CheckpointError, match="differ from the loaded LLM"):
-        export_gguf(other.llm, model._gguf_source(), tmp_path / "x.gguf")
+        export_gguf(other.llm, model.gguf_source(), tmp_path / "x.gguf")
     assert not (tmp_path / "x.gguf").exists()
 
 
@@ -89,7 +89,7 @@ def test_llamacpp_logits_match_the_torch_model(tiny_gguf):
         torch_logits, _ = decoder_for(model.llm).stepper.prefill(
             inputs["inputs_embeds"], mask, positions, mask.shape[1] + 4
         )
-        cpp_logits, _ = model._llamacpp_decoder().stepper.prefill(
+        cpp_logits, _ = model.llamacpp_decoder().stepper.prefill(
             inputs["inputs_embeds"], mask, positions, mask.shape[1] + 4
         )
     scale = torch_logits.abs().max()
@@ -122,7 +122,7 @@ def test_greedy_output_equals_fast_decoder_single_and_batched(tiny_gguf):
 def test_prefix_reuse_gives_the_same_answer_as_a_fresh_cache(tiny_gguf):
     model, _ = tiny_gguf
     convs, toks = _conversations(), _tokens(model)
-    stepper = model._llamacpp_decoder().stepper
+    stepper = model.llamacpp_decoder().stepper
     first = model.generate(convs[0], toks[0], max_new_tokens=8, backend="llamacpp")
     # A follow-up: the earlier prompt and answer are a prefix of the new prompt.
     follow = convs[0].copy().add_assistant(first).add_user("Is there an effusion?")
@@ -144,7 +144,7 @@ def test_prefix_reuse_gives_the_same_answer_as_a_fresh_cache(tiny_gguf):
 def test_interleaved_dialogs_keep_their_own_caches(tiny_gguf):
     model, _ = tiny_gguf
     convs, toks = _conversations(), _tokens(model)
-    stepper = model._llamacpp_decoder().stepper
+    stepper = model.llamacpp_decoder().stepper
     stepper.forget()
     dialogs = [(convs[0], toks[0]), (convs[1], None)]
     answers = [model.generate(c, t, max_new_tokens=6, backend="llamacpp") for c, t in dialogs]
@@ -164,7 +164,7 @@ def test_prompts_longer_than_a_batch_are_fed_in_chunks(tiny_gguf):
     toks = _tokens(model)[:1]
     inputs = model.prepare_inputs([conv], toks, train=False)
     assert inputs["attention_mask"].shape[1] > 3 * 16
-    path = model._llamacpp_decoder().path
+    path = model.llamacpp_decoder().path
     small = llamacpp.LlamaCppDecoder(path, 1, model.llm.get_input_embeddings().weight, max_batch=16)
     kwargs = {
         "max_new_tokens": 8,
@@ -202,35 +202,35 @@ def test_streamer_sees_the_generated_tokens(tiny_gguf):
 
 def test_export_is_cached_and_redone_when_lora_changes(tiny_gguf):
     model, root = tiny_gguf  # the fixture points RADIALOG_CACHE_DIR at root/cache
-    first = model._llamacpp_decoder()
-    assert model._llamacpp_decoder() is first
+    first = model.llamacpp_decoder()
+    assert model.llamacpp_decoder() is first
     assert first.path.parent == root / "cache" / "llamacpp"
     files = sorted(first.path.parent.glob("*.gguf"))
     with torch.no_grad():
         next(p for n, p in model.llm.named_parameters() if "lora_B" in n).add_(0.1)
-    second = model._llamacpp_decoder()
+    second = model.llamacpp_decoder()
     assert second is not first and second.path != first.path
     assert len(sorted(first.path.parent.glob("*.gguf"))) == len(files) + 1
     # Old exports are pruned to the most recently used few.
     for i in range(llamacpp.KEEP_EXPORTS + 2):
         (first.path.parent / f"stale-{i}.gguf").write_bytes(b"x")
-    kept = llamacpp.exported_gguf(model.llm, model._gguf_source(), "f32")
+    kept = llamacpp.exported_gguf(model.llm, model.gguf_source(), "f32")
     assert kept == second.path and kept.is_file()
     assert len(list(kept.parent.glob("*.gguf"))) == llamacpp.KEEP_EXPORTS
 
 
 def test_auto_backend_and_clear_errors(tiny_gguf, monkeypatch):
     model, _ = tiny_gguf
-    assert model._resolve_backend("auto") == "llamacpp"
+    assert model.resolve_backend("auto") == "llamacpp"
     random_llm = RadialogModel.from_config("tiny")
-    assert random_llm._resolve_backend("auto") == "fast"
+    assert random_llm.resolve_backend("auto") == "fast"
     with pytest.raises(InvalidInputError, match="GGUF"):
         random_llm.generate(Conversation().add_user("hi"), max_new_tokens=2, backend="llamacpp")
     monkeypatch.setattr(llamacpp, "llamacpp_available", lambda: False)
     monkeypatch.setattr("radialog.model.radialog_model.llamacpp_available", lambda: False)
-    assert model._resolve_backend("auto") == "fast"
+    assert model.resolve_backend("auto") == "fast"
     with pytest.raises(MissingDependencyError, match="pip install llama-cpp-python"):
-        llamacpp.llamacpp_decoder_for(model.llm, model._gguf_source())
+        llamacpp.llamacpp_decoder_for(model.llm, model.gguf_source())
 
 
 @pytest.fixture()
@@ -282,7 +282,7 @@ def test_export_file_name_says_what_it_holds(tiny_gguf):
     assert llamacpp.export_name(Path("m-q8_0.gguf"), "f32", "k") == "m.F32-merged-k.gguf"
     assert llamacpp.export_name(source, "source", "k") == "SmolLM2-135M-Instruct.Q4_1-merged-k.gguf"
     model, _ = tiny_gguf
-    path = llamacpp.exported_gguf(model.llm, model._gguf_source(), "f32")
+    path = llamacpp.exported_gguf(model.llm, model.gguf_source(), "f32")
     assert path.name.startswith("tiny.F32-merged-")
 
 
@@ -312,7 +312,7 @@ def test_first_use_is_quiet_and_says_once_what_it_prepares(tiny_gguf, tmp_path, 
         assert " MB" in notices[0]
         load_llm(cfg)  # warm: silent
         assert len(notices) == 1
-        llamacpp.exported_gguf(model.llm, model._gguf_source(), "f16")
+        llamacpp.exported_gguf(model.llm, model.gguf_source(), "f16")
         assert len(notices) == 2 and "F16" in notices[1] and str(cache / "llamacpp") in notices[1]
         # Nothing but radialog's own notice (shown when an earlier CLI test set up its handler).
         err = capfd.readouterr().err
@@ -325,7 +325,7 @@ def test_torch_stays_idle_while_llamacpp_decodes(tiny_gguf, monkeypatch):
     """One pool: during llama.cpp's decode torch runs single-threaded (its OpenMP threads
     would spin on the cores llama.cpp's threads need), and gets its threads back after."""
     model, _ = tiny_gguf
-    decoder = model._llamacpp_decoder()
+    decoder = model.llamacpp_decoder()
     seen: list[int] = []
     step = decoder.stepper.step
 
@@ -416,7 +416,7 @@ def test_export_weight_modes_on_the_quantised_source(tmp_path):
     from gguf import GGMLQuantizationType as Q
 
     mini = RadialogModel.from_pretrained("radialog-mini")
-    source = mini._gguf_source()
+    source = mini.gguf_source()
     types = {}
     for mode in ("source", "f16"):
         path = export_gguf(mini.llm, source, tmp_path / f"{mode}.gguf", weights=mode)

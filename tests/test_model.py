@@ -31,7 +31,7 @@ def _randomise_trained_parts(model: RadialogModel, seed: int = 1) -> None:
         for name, p in model.llm.named_parameters():
             if "lora_" in name:
                 p.copy_(torch.randn(p.shape, generator=g) * 0.5)
-        for p in model._trained_modules().parameters():
+        for p in model.trained_modules().parameters():
             p.add_(torch.randn(p.shape, generator=g) * 0.05)
     model.classifier.set_thresholds([0.3 + 0.02 * i for i in range(14)])
 
@@ -317,8 +317,8 @@ def test_save_in_half_precision_halves_the_file_and_loads_back(tmp_path: Path) -
     assert half_size < 0.6 * full_size
     loaded = RadialogModel.from_pretrained(half)
     # Weights come back in the model's own dtype, equal to the originals up to fp16 rounding.
-    original = model._trained_modules().state_dict()
-    for key, value in loaded._trained_modules().state_dict().items():
+    original = model.trained_modules().state_dict()
+    for key, value in loaded.trained_modules().state_dict().items():
         assert value.dtype == original[key].dtype, key
         if value.is_floating_point():
             assert torch.allclose(value, original[key].to(torch.float16).to(value.dtype)), key

@@ -6,12 +6,41 @@ import argparse
 import logging
 import os
 from dataclasses import replace
+from typing import Any
 
 from radialog.model.config import GENERATION_BACKENDS
 
 log = logging.getLogger(__name__)
 
 DEFAULT_MODEL = os.environ.get("RADIALOG_MODEL", "radialog-mini")
+
+
+def _dataset_value(text: str) -> Any:
+    low = text.lower()
+    if low in {"true", "false"}:
+        return low == "true"
+    if low == "none":
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        return text
+
+
+def dataset_kwargs(pairs: list[str]) -> dict[str, Any]:
+    """`--dataset-arg KEY=VALUE` options -> loader keywords (true/false, none and integers
+    typed; anything else a string)."""
+    from radialog.errors import InvalidInputError
+
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise InvalidInputError(
+                f"--dataset-arg {pair!r}: expected KEY=VALUE, e.g. root=/data/mimic"
+            )
+        out[key.strip()] = _dataset_value(value.strip())
+    return out
 
 
 def add_model_argument(parser: argparse.ArgumentParser) -> None:

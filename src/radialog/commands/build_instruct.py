@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
-from typing import Any
 
+from radialog.commands._common import dataset_kwargs
 from radialog.errors import InvalidInputError
 
 
@@ -150,28 +150,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _value(text: str) -> Any:
-    low = text.lower()
-    if low in {"true", "false"}:
-        return low == "true"
-    if low == "none":
-        return None
-    try:
-        return int(text)
-    except ValueError:
-        return text
-
-
-def _dataset_kwargs(items: list[str]) -> dict[str, Any]:
-    out = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise InvalidInputError(f"--dataset-arg {item!r}: expected KEY=VALUE")
-        out[key.strip()] = _value(value.strip())
-    return out
-
-
 def _extra_tasks(items: list[str]) -> dict[str, int]:
     out: dict[str, int] = {}
     for item in items:
@@ -238,7 +216,7 @@ def run(args: argparse.Namespace) -> int:
         )
     except ValueError as exc:
         raise InvalidInputError(str(exc)) from None
-    studies = load_dataset(args.dataset, args.split, **_dataset_kwargs(args.dataset_arg))
+    studies = load_dataset(args.dataset, args.split, **dataset_kwargs(args.dataset_arg))
     if not studies:
         raise InvalidInputError(f"dataset {args.dataset!r} has no studies in split {args.split!r}")
     out = Path(args.out)

@@ -46,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
     gate = screen_image(args, xray, f"image file {image}")
     start = time.perf_counter()
     model = load_model(args)
-    backend = model._resolve_backend(None)
+    backend = model.resolve_backend(None)
     print(
         f"model: {model.name} (loaded in {time.perf_counter() - start:.1f} s; "
         f"generation backend: {backend})"

@@ -22,6 +22,7 @@ from radialog.commands._common import (
     add_max_new_tokens_argument,
     add_metric_arguments,
     add_model_argument,
+    dataset_kwargs,
 )
 from radialog.errors import InvalidInputError
 
@@ -109,18 +110,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _dataset_kwargs(pairs: list[str]) -> dict[str, str]:
-    out = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key.strip():
-            raise InvalidInputError(
-                f"--dataset-arg {pair!r}: expected KEY=VALUE, e.g. root=/data/mimic"
-            )
-        out[key.strip()] = value
-    return out
-
-
 def run(args: argparse.Namespace) -> int:
     if args.compare:
         return _run_compare(args)
@@ -157,7 +146,7 @@ def run(args: argparse.Namespace) -> int:
         baseline=args.baseline,
     )
     options.resolved_tasks()  # fail on a typo before loading anything
-    kwargs = _dataset_kwargs(args.dataset_arg)
+    kwargs = dataset_kwargs(args.dataset_arg)
     if dataset == "phantom-iu" and args.limit is not None:
         # Its loader renders every phantom of the split up front; only render what is used.
         kwargs.setdefault("limit", args.limit)

@@ -1,7 +1,7 @@
 """The non-LLM parts of a RadialogModel (encoder, adapter, classifier), built without loading an
 LLM, and the BioViL-T findings classifier from its PyTorch-Lightning checkpoint.
 
-Module names and construction order match `RadialogModel._trained_modules()`, so the state dict
+Module names and construction order match `RadialogModel.trained_modules()`, so the state dict
 written here is exactly what `RadialogModel.from_pretrained` loads (strictly).
 """
 
@@ -40,7 +40,7 @@ def build_image_parts(cfg: RadialogConfig, llm_hidden: int) -> nn.ModuleDict:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.seed)
         encoder = build_encoder(cfg.encoder)
-        grid = RadialogModel._grid(cfg.encoder, encoder)
+        grid = RadialogModel.token_grid(cfg.encoder, encoder)
         adapter = build_adapter(cfg.adapter, encoder.out_channels, llm_hidden, grid[0] * grid[1])
         parts = {"encoder": encoder, "adapter": adapter}
         if cfg.classifier.shared_encoder or cfg.classifier.encoder is None:

@@ -43,7 +43,7 @@ PARTS_META = "parts.json"
 
 
 def root() -> Path:
-    from radialog.model.llm import cache_dir
+    from radialog.paths import cache_dir
 
     return cache_dir() / "llamacpp" / "lazy"
 

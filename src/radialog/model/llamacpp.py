@@ -417,7 +417,7 @@ def exported_gguf(llm: Any, source: Path, weights: str = "f16") -> Path:
     """The cached GGUF of `llm` (source + merged LoRA), written on first use. Older exports
     (other LoRA weights, e.g. from training runs) beyond KEEP_EXPORTS are removed."""
     from radialog.model.gguf_export import export_fingerprint, export_gguf, lora_deltas
-    from radialog.model.llm import cache_dir
+    from radialog.paths import cache_dir
 
     deltas = lora_deltas(llm)
     key = export_fingerprint(source, deltas, weights)

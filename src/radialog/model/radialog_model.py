@@ -208,7 +208,7 @@ class RadialogModel(nn.Module):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(config.seed)
             self.encoder = build_encoder(config.encoder)
-            grid = self._grid(config.encoder, self.encoder)
+            grid = self.token_grid(config.encoder, self.encoder)
             self.adapter = build_adapter(
                 config.adapter, self.encoder.out_channels, llm_hidden, grid[0] * grid[1]
             )
@@ -329,7 +329,8 @@ class RadialogModel(nn.Module):
         return self
 
     @staticmethod
-    def _grid(cfg: EncoderConfig, encoder: nn.Module) -> tuple[int, int]:
+    def token_grid(cfg: EncoderConfig, encoder: nn.Module) -> tuple[int, int]:
+        """(rows, columns) of the patch grid the encoder gives for its crop size."""
         if cfg.kind == "biovil_t":
             # Five stride-2 stages, each ceil(s / 2): 448 -> 14, 488 -> 16. Avoids a ResNet-50
             # forward pass at build time.
@@ -401,7 +402,7 @@ class RadialogModel(nn.Module):
         if lazy is None and keys is not None:
             model._loaded_weights = weights_fingerprint(model.llm)
         state = load_file(str(path / WEIGHTS_NAME))
-        missing, unexpected = model._trained_modules().load_state_dict(state, strict=False)
+        missing, unexpected = model.trained_modules().load_state_dict(state, strict=False)
         if missing or unexpected:
             raise CheckpointError(
                 f"{path / WEIGHTS_NAME} does not match config {cfg.name!r}: "
@@ -444,7 +445,8 @@ class RadialogModel(nn.Module):
         self.config.classifier.shared_encoder = False
         return True
 
-    def _trained_modules(self) -> nn.ModuleDict:
+    def trained_modules(self) -> nn.ModuleDict:
+        """The image-side parts a checkpoint holds (encoders, adapter, classifier), by name."""
         parts = {"encoder": self.encoder, "adapter": self.adapter, "classifier": self.classifier}
         if self.classifier_encoder is not None:
             parts["classifier_encoder"] = self.classifier_encoder
@@ -462,7 +464,7 @@ class RadialogModel(nn.Module):
 
         def fill(tmp: Path) -> None:
             (tmp / CONFIG_NAME).write_text(self.config.to_json(), encoding="utf-8")
-            state = {k: _stored(v, dtype) for k, v in self._trained_modules().state_dict().items()}
+            state = {k: _stored(v, dtype) for k, v in self.trained_modules().state_dict().items()}
             save_file(
                 state,
                 str(tmp / WEIGHTS_NAME),
@@ -781,7 +783,7 @@ class RadialogModel(nn.Module):
         if self.stop_repeated_sentences:
             stops.append(StopOnRepeatedSentence(self.tokenizer))
         stopping = AnyStop(*stops) if stops else None
-        resolved = self._resolve_backend(backend)
+        resolved = self.resolve_backend(backend)
         if resolved in ("fast", "llamacpp"):
             decoder = self._decoder(resolved, auto=(backend or self.generation_backend) == "auto")
             out = decoder.decode(
@@ -827,7 +829,8 @@ class RadialogModel(nn.Module):
         text = self.codec.decode(ids)
         return cut_repeated_sentences(text) if self.stop_repeated_sentences else text
 
-    def _resolve_backend(self, backend: str | None) -> str:
+    def resolve_backend(self, backend: str | None) -> str:
+        """The backend that generation with `backend` (None: the model's default) would use."""
         backend = backend or self.generation_backend
         if backend == "auto":
             if self._lazy is not None:  # a GGUF LLM, which load_llm puts on the CPU
@@ -837,7 +840,7 @@ class RadialogModel(nn.Module):
                 on_cpu = self.llm.get_input_embeddings().weight.device.type == "cpu"
             if not (small and on_cpu):
                 return "hf"
-            return "llamacpp" if self._gguf_source() and llamacpp_available() else "fast"
+            return "llamacpp" if self.gguf_source() and llamacpp_available() else "fast"
         if backend not in GENERATION_BACKENDS:
             raise ValueError(
                 f"generation backend must be one of {', '.join(GENERATION_BACKENDS)}, "
@@ -845,7 +848,7 @@ class RadialogModel(nn.Module):
             )
         return backend
 
-    def _gguf_source(self) -> Path | None:
+    def gguf_source(self) -> Path | None:
         """The GGUF file the LLM was loaded from, if it was."""
         name = self.config.llm.source
         if name in (None, "", "random"):
@@ -856,17 +859,18 @@ class RadialogModel(nn.Module):
     def _decoder(self, backend: str, *, auto: bool) -> Any:
         if backend == "llamacpp":
             try:
-                return self._llamacpp_decoder()
+                return self.llamacpp_decoder()
             except (UnsupportedModel, CheckpointError) as exc:
                 if not auto:
                     raise
                 log.warning("llama.cpp backend unusable (%s); using the fast decoder", exc)
         return decoder_for(self.llm, self.fast_options)
 
-    def _llamacpp_decoder(self) -> Any:
+    def llamacpp_decoder(self) -> Any:
+        """The cached llama.cpp decoder of this model's LLM (GGUF export with LoRA merged)."""
         from radialog.model.llamacpp import llamacpp_decoder_for
 
-        source = self._gguf_source()
+        source = self.gguf_source()
         if source is None:
             raise InvalidInputError(
                 "the llama.cpp backend runs LLMs loaded from a GGUF file (llm.source); "

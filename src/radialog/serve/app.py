@@ -95,7 +95,7 @@ def create_app(model: Any, settings: ServeSettings | None = None) -> FastAPI:
     model_name = settings.model_name or str(getattr(model, "name", "radialog"))
     runner = ModelRunner(settings.max_concurrency, settings.queue_size)
     created = int(time.time())
-    resolve = getattr(model, "_resolve_backend", None)
+    resolve = getattr(model, "resolve_backend", None)
     backend = resolve(None) if resolve is not None else "hf"
 
     @asynccontextmanager
@@ -201,7 +201,7 @@ def create_app(model: Any, settings: ServeSettings | None = None) -> FastAPI:
         await upload.close()
         if len(data) > settings.max_upload_bytes:
             raise ApiError(
-                413, images._too_big(settings.max_upload_bytes), "image_too_large", param
+                413, images.too_big_message(settings.max_upload_bytes), "image_too_large", param
             )
         xray = await asyncio.to_thread(
             images.load_image, data, param=param, max_pixels=settings.max_pixels

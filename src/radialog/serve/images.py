@@ -65,7 +65,7 @@ def decode_image_url(url: str, *, max_bytes: int, param: str) -> bytes:
         )
     # Reject early on the encoded size so a huge string is never decoded.
     if len(payload) * 3 // 4 > max_bytes + 3:
-        raise ApiError(413, _too_big(max_bytes), "image_too_large", param)
+        raise ApiError(413, too_big_message(max_bytes), "image_too_large", param)
     try:
         data = base64.b64decode(payload, validate=True)
     except (binascii.Error, ValueError):
@@ -73,7 +73,7 @@ def decode_image_url(url: str, *, max_bytes: int, param: str) -> bytes:
             400, "the image data URI is not valid base64", "invalid_base64", param
         ) from None
     if len(data) > max_bytes:
-        raise ApiError(413, _too_big(max_bytes), "image_too_large", param)
+        raise ApiError(413, too_big_message(max_bytes), "image_too_large", param)
     return data
 
 
@@ -192,7 +192,7 @@ def png_data_uri(png: bytes) -> str:
     return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
 
 
-def _too_big(max_bytes: int) -> str:
+def too_big_message(max_bytes: int) -> str:
     return (
         f"the image is larger than the server's limit ({max_bytes / 2**20:.1f} MiB); "
         "downscale it or export it as JPEG"

@@ -153,7 +153,7 @@ class ClassifierTask:
         if best_dir is not None:
             from safetensors.torch import load_file
 
-            radialog._trained_modules().load_state_dict(
+            radialog.trained_modules().load_state_dict(
                 load_file(str(best_dir / "model.safetensors")), strict=True
             )
         radialog.eval()

@@ -29,6 +29,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from radialog.errors import CheckpointError
+from radialog.fileio import atomic_write_text
 from radialog.train.config import StageConfig, TrainConfig
 from radialog.train.logger import MetricsLogger
 
@@ -315,7 +316,7 @@ def run_training(
         accelerator.wait_for_everyone()
         accelerator.save_state(str(tmp))
         if accelerator.is_main_process:
-            (tmp / STATE_FILE).write_text(json.dumps(asdict(state), indent=2))
+            atomic_write_text(tmp / STATE_FILE, json.dumps(asdict(state), indent=2))
             _atomic_replace_dir(tmp, final)
             done = sorted(
                 (p for p in root.glob("step-*") if p.name[5:].isdigit()), key=lambda p: p.name
@@ -448,7 +449,9 @@ def run_training(
         extra={**extra, "best_metric": state.best_metric, "best_step": state.best_step},
     )
     if accelerator.is_main_process:
-        (out / "result.json").write_text(json.dumps(result.to_dict(), indent=2, default=float))
+        atomic_write_text(
+            out / "result.json", json.dumps(result.to_dict(), indent=2, default=float)
+        )
     accelerator.wait_for_everyone()
     return result
 
