@@ -261,7 +261,8 @@ def test_real_smollm2_gguf_generates() -> None:
     assert model.llm_hidden_size == 576
     assert model.tokenizer.convert_ids_to_tokens(model.codec.eos_token_id) == "<|im_end|>"
     text = model.generate(Conversation().add_user("What organ pumps blood?"), max_new_tokens=8)
-    assert isinstance(text, str) and len(text) > 0
+    # The base LLM answers in words of the topic (greedy: "The organ pumps blood."), not noise.
+    assert {"heart", "blood"} & set(text.lower().replace(".", " ").split()), text
 
 
 def _llama_style_tokenizer():
