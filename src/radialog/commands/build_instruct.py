@@ -168,10 +168,7 @@ def _weights(flag: str, text: str) -> tuple[float, ...]:
 
 
 def _context_probs(text: str) -> tuple[float, float, float]:
-    try:
-        values = tuple(float(x) for x in text.split(","))
-    except ValueError:
-        values = ()
+    values = _weights("--context-probs", text)
     if len(values) != 3 or min(values) < 0 or sum(values) <= 0:
         raise InvalidInputError(
             f"--context-probs {text!r}: give three non-negative numbers, e.g. 0.6,0.2,0.2"

@@ -117,6 +117,8 @@ CONTEXTS = ("full", "partial", "none")
 COUNT_CONTEXTS = (*CONTEXTS, "text")
 # Tasks whose samples may drop the image when they show their report (`text_only_prob`).
 TEXT_ONLY_TASKS = frozenset({"report", "correction", "binary_qa", "list_findings", "impression"})
+# Findings lists are written in label order (as the classifier lists them).
+_LABEL_ORDER = {n: i for i, n in enumerate(CHEXPERT_LABELS)}
 _SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9(])")
 
 
@@ -190,6 +192,14 @@ class InstructConfig:
 class _Draft:
     sample: dict[str, Any]
     replay: Chat | None = None  # the chat whose answer becomes the last gpt turn
+
+
+def _random_list(
+    options: list[str], size_weights: Sequence[float], rng: random.Random
+) -> list[str]:
+    """A findings list drawn from `options`, its size by `size_weights` (index = size)."""
+    size = rng.choices(range(len(size_weights)), weights=size_weights)[0]
+    return sorted(rng.sample(options, min(size, len(options))), key=_LABEL_ORDER.get)
 
 
 def split_report_sentences(text: str) -> list[str]:
@@ -434,11 +444,8 @@ class InstructBuilder:
         options = [n for n in CHEXPERT_LABELS if n in by_finding]
         if not options:
             return None
-        order = {n: i for i, n in enumerate(CHEXPERT_LABELS)}
         for _ in range(tries):
-            weights = self.config.composed_followup_sizes
-            size = rng.choices(range(len(weights)), weights=weights)[0]
-            first = sorted(rng.sample(options, min(size, len(options))), key=order.get)
+            first = _random_list(options, self.config.composed_followup_sizes, rng)
             stated = {n: rng.choice(by_finding[n]) for n in options}
             draft = self._compose(study, first, stated)
             if draft is None:
@@ -455,7 +462,9 @@ class InstructBuilder:
                 task, reply, emphasis = "binary_qa", answer, []
             else:
                 add, remove = self._composed_changes(first, options, rng)
-                second = sorted([*(n for n in first if n not in remove), *add], key=order.get)
+                second = sorted(
+                    [*(n for n in first if n not in remove), *add], key=_LABEL_ORDER.get
+                )
                 if add and rng.random() < 0.3:
                     listed = second  # the repair case: the list names what is missing
                 fixed = self._compose(study, second, stated)
@@ -509,11 +518,8 @@ class InstructBuilder:
         if not base or not by_finding:
             return None
         options = [n for n in CHEXPERT_LABELS if n in by_finding]
-        order = {n: i for i, n in enumerate(CHEXPERT_LABELS)}
         for _ in range(tries):
-            weights = self.config.composed_list_sizes
-            size = rng.choices(range(len(weights)), weights=weights)[0]
-            listed = sorted(rng.sample(options, min(size, len(options))), key=order.get)
+            listed = _random_list(options, self.config.composed_list_sizes, rng)
             composed = self._compose(study, listed, {n: rng.choice(by_finding[n]) for n in listed})
             if composed is None:
                 continue
@@ -803,9 +809,8 @@ class InstructBuilder:
             return None
         wrong_labels, _ = self._label(wrong_text)
         wrong_pos = {n for n, v in wrong_labels.items() if v == 1 and n != NO_FINDING}
-        order = {n: i for i, n in enumerate(CHEXPERT_LABELS)}
-        to_add = sorted(true_pos - wrong_pos, key=order.get)
-        to_remove = sorted(wrong_pos - true_pos, key=order.get)
+        to_add = sorted(true_pos - wrong_pos, key=_LABEL_ORDER.get)
+        to_remove = sorted(wrong_pos - true_pos, key=_LABEL_ORDER.get)
         if not to_add and not to_remove:
             return None
         add, remove = join_human(to_add).lower(), join_human(to_remove).lower()
