@@ -9,15 +9,6 @@ from typing import Any
 logger = logging.getLogger(__name__)
 
 
-def get_labeler(labeler: Any = "rules") -> Any:
-    """A labeler object: a name/path for `radialog.labeler.get_labeler`, or an object with `.label`."""
-    if hasattr(labeler, "label"):
-        return labeler
-    from radialog.labeler import get_labeler as _get
-
-    return _get(labeler)
-
-
 def label_texts(
     texts: Sequence[str], labeler: Any = "rules"
 ) -> list[tuple[dict[str, int | None], dict[str, list[str]]] | None]:
@@ -26,6 +17,8 @@ def label_texts(
     todo = [i for i, t in enumerate(texts) if t and t.strip()]
     if not todo:
         return out
+    from radialog.labeler import get_labeler
+
     results = get_labeler(labeler).label([texts[i] for i in todo])
     for i, result in zip(todo, results, strict=True):
         out[i] = (dict(result.labels), {k: list(v) for k, v in result.evidence.items()})

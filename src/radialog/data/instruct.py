@@ -87,7 +87,6 @@ from pathlib import Path
 from typing import Any
 
 from radialog.data import instruct_prompts as P
-from radialog.data._labeling import get_labeler
 from radialog.data.replay import Chat, PseudoLabeler
 from radialog.data.study import Study, StudyImage, stable_seed
 from radialog.fileio import atomic_open
@@ -236,6 +235,8 @@ class InstructBuilder:
     ) -> None:
         self.studies = list(studies)
         self.config = config or InstructConfig()
+        from radialog.labeler import get_labeler
+
         self.labeler = get_labeler(labeler)
         self.replay = replay
         self.replay_batch = max(1, replay_batch)

@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from radialog.data.study import Study, StudyImage, stable_seed
-from radialog.evaluation.generation import ModelRunner, Request, _base, _run_requests
+from radialog.evaluation.generation import ModelRunner, Request, prediction_record, run_requests
 from radialog.evaluation.items import EvalItem
 from radialog.evaluation.parsing import normalize_view
 from radialog.evaluation.store import PredictionStore
@@ -161,14 +161,14 @@ def run_text_correction(
         requests.append(Request(f"text_correction/{item.id}", item, conv, extra))
     if skipped:
         log.info("text_correction: %d reports allow no detectable add/remove request", skipped)
-    _run_requests(
+    run_requests(
         runner,
         store,
         "text_correction",
         requests,
         max_new_tokens,
         lambda r, out: {
-            **_base("text_correction", r, r.conversation.render(), out),
+            **prediction_record("text_correction", r, r.conversation.render(), out),
             **r.extra,
             "original": r.item.findings,
         },
@@ -193,14 +193,14 @@ def run_text_impression(
         )
         for it, r in zip(both, ref, strict=True)
     ]
-    _run_requests(
+    run_requests(
         runner,
         store,
         "text_impression",
         requests,
         max_new_tokens,
         lambda r, out: {
-            **_base("text_impression", r, r.conversation.render(), out),
+            **prediction_record("text_impression", r, r.conversation.render(), out),
             "reference": r.item.impression,
         },
     )
@@ -231,12 +231,12 @@ def correction_outcome(request: CorrectionRequest, before: Any, after: Any) -> C
 
 
 def _ci_entries(name_values: Mapping[str, np.ndarray], conv: Mapping[str, str], options: Any):
-    from radialog.evaluation.scoring import _entries
+    from radialog.evaluation.scoring import metric_entries_with_ci
     from radialog.metrics.bootstrap import mean_statistic
 
     stats = [mean_statistic(k, v, conv[k]) for k, v in name_values.items()]
     n = len(next(iter(name_values.values())))
-    return _entries(stats, n, options.n_bootstrap, options.seed)
+    return metric_entries_with_ci(stats, n, options.n_bootstrap, options.seed)
 
 
 _CORRECTION_CONVENTIONS = {
@@ -307,13 +307,13 @@ def score_text_impression(
     store: PredictionStore, items: Sequence[EvalItem], options: Any
 ) -> dict[str, Any]:
     """BLEU / METEOR / ROUGE-L of the impressions against the real impression section."""
-    from radialog.evaluation.scoring import _score_texts
+    from radialog.evaluation.scoring import score_texts
 
     recs = _records(store, "text_impression", items)
     if not recs:
         log.warning("text_impression: no item has both a findings and an impression section")
         return {"n": 0, "metrics": {}}
-    scored = _score_texts(
+    scored = score_texts(
         [r["output"] for r in recs],
         [r["reference"] for r in recs],
         options,

@@ -100,7 +100,7 @@ class ModelRunner:
         return [str(t).strip() for t in texts]
 
 
-def _run_requests(
+def run_requests(
     runner: ModelRunner,
     store: PredictionStore,
     task: str,
@@ -126,7 +126,8 @@ def _run_requests(
     return done
 
 
-def _base(task: str, req: Request, prompt: str, output: str) -> dict:
+def prediction_record(task: str, req: Request, prompt: str, output: str) -> dict:
+    """The fields every stored prediction has (key, task, item id, prompt, output)."""
     return {"key": req.key, "task": task, "id": req.item.id, "prompt": prompt, "output": output}
 
 
@@ -157,7 +158,7 @@ def run_rg(
         outputs = runner.generate(requests, max_new_tokens)
         store.append(
             {
-                **_base("rg", r, r.conversation.render(), out),
+                **prediction_record("rg", r, r.conversation.render(), out),
                 "user_turn": r.conversation.messages[0].text,
                 "predicted_findings": r.extra["findings"],
                 "probabilities": r.extra["probabilities"],
@@ -195,7 +196,7 @@ def run_correction(
             requests.append(req)
 
     def record(req: Request, out: str) -> dict:
-        rec = _base("correction", req, req.conversation.render(), out)
+        rec = prediction_record("correction", req, req.conversation.render(), out)
         return {
             **rec,
             **req.extra,
@@ -207,7 +208,7 @@ def run_correction(
     store.append(
         {**record(req, old), "prompt": KEEP_OLD} for req, old in keep if req.key not in store
     )
-    _run_requests(runner, store, "correction", requests, max_new_tokens, record)
+    run_requests(runner, store, "correction", requests, max_new_tokens, record)
 
 
 def run_binary_qa(
@@ -220,14 +221,14 @@ def run_binary_qa(
         for label in CHEXPERT_LABELS:
             conv = followup(rg["user_turn"], rg["output"], binary_question(label))
             requests.append(Request(f"binary_qa/{item.id}/{label}", item, conv, {"label": label}))
-    _run_requests(
+    run_requests(
         runner,
         store,
         "binary_qa",
         requests,
         max_new_tokens,
         lambda r, out: {
-            **_base("binary_qa", r, r.conversation.render(), out),
+            **prediction_record("binary_qa", r, r.conversation.render(), out),
             "label": r.extra["label"],
         },
     )
@@ -241,13 +242,13 @@ def run_all_qa(
         rg = store.get(f"rg/{item.id}")
         conv = followup(rg["user_turn"], rg["output"], ALL_FINDINGS_PROMPT)
         requests.append(Request(f"all_qa/{item.id}", item, conv))
-    _run_requests(
+    run_requests(
         runner,
         store,
         "all_qa",
         requests,
         max_new_tokens,
-        lambda r, out: _base("all_qa", r, r.conversation.render(), out),
+        lambda r, out: prediction_record("all_qa", r, r.conversation.render(), out),
     )
 
 
@@ -262,14 +263,14 @@ def run_impression(
         rg = store.get(f"rg/{item.id}")
         conv = followup(rg["user_turn"], item.findings, IMPRESSION_PROMPT)
         requests.append(Request(f"impression/{item.id}", item, conv))
-    _run_requests(
+    run_requests(
         runner,
         store,
         "impression",
         requests,
         max_new_tokens,
         lambda r, out: {
-            **_base("impression", r, r.conversation.render(), out),
+            **prediction_record("impression", r, r.conversation.render(), out),
             "reference": r.item.impression,
         },
     )
@@ -280,11 +281,14 @@ def run_view(
 ) -> None:
     """View classification on items whose view is one of AP / PA / LATERAL / LL."""
     requests = [Request(f"view/{it.id}", it, view_conversation()) for it in items if it.view]
-    _run_requests(
+    run_requests(
         runner,
         store,
         "view",
         requests,
         max_new_tokens,
-        lambda r, out: {**_base("view", r, r.conversation.render(), out), "reference": r.item.view},
+        lambda r, out: {
+            **prediction_record("view", r, r.conversation.render(), out),
+            "reference": r.item.view,
+        },
     )

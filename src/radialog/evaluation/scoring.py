@@ -8,7 +8,6 @@ shape `{"value", "ci_low", "ci_high", "convention"}`.
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -22,7 +21,9 @@ from radialog.metrics import RADIALOG_CE, score_reports
 from radialog.metrics.bootstrap import (
     Statistic,
     confidence_intervals,
+    finite_or_none,
     mean_statistic,
+    metric_entries,
     paired_bootstrap,
 )
 from radialog.metrics.clinical import (
@@ -45,24 +46,15 @@ QA_KEYS = {
 }
 
 
-def _clean(x: float | None) -> float | None:
-    return None if x is None or not math.isfinite(x) else float(x)
-
-
-def _entries(stats: Sequence[Statistic], n: int, samples: int, seed: int) -> dict[str, dict]:
+def metric_entries_with_ci(
+    stats: Sequence[Statistic], n: int, samples: int, seed: int
+) -> dict[str, dict]:
+    """Each statistic as a reported metric, with its bootstrap interval when `samples` > 0."""
     cis = confidence_intervals(stats, n, samples, seed) if samples > 0 else {}
-    return {
-        s.name: {
-            "value": _clean(s.value),
-            "ci_low": _clean(cis[s.name][0]) if s.name in cis else None,
-            "ci_high": _clean(cis[s.name][1]) if s.name in cis else None,
-            "convention": s.convention,
-        }
-        for s in stats
-    }
+    return metric_entries(stats, cis)
 
 
-def _score_texts(
+def score_texts(
     preds: Sequence[str],
     refs: Sequence[str],
     options: Any,
@@ -110,7 +102,7 @@ def score_run(
     rg_texts = [store.get(f"rg/{it.id}")["output"] for it in items]
     rg_rows = [pred_labels[it.id] for it in items]
 
-    scored = _score_texts(
+    scored = score_texts(
         rg_texts,
         refs,
         options,
@@ -144,7 +136,7 @@ def score_run(
     if "impression" in tasks:
         recs = [store.get(f"impression/{it.id}") for it in items if it.impression]
         if recs:
-            imp = _score_texts(
+            imp = score_texts(
                 [r["output"] for r in recs],
                 [r["reference"] for r in recs],
                 options,
@@ -231,7 +223,7 @@ def _score_correction(
     recs = [store.get(f"correction/{it.id}") for it in items]
     texts = [r["output"] for r in recs]
     after_rows = [r.labels for r in labeler.label(texts)]
-    after = _score_texts(
+    after = score_texts(
         texts,
         refs,
         options,
@@ -260,10 +252,10 @@ def _score_correction(
         )
         r = paired[RADIALOG_CE]
         delta = {
-            "value": _clean(r.delta),
-            "ci_low": _clean(r.ci_low),
-            "ci_high": _clean(r.ci_high),
-            "p_value": _clean(r.p_value),
+            "value": finite_or_none(r.delta),
+            "ci_low": finite_or_none(r.ci_low),
+            "ci_high": finite_or_none(r.ci_high),
+            "p_value": finite_or_none(r.p_value),
             "convention": "CE after - CE before, paired bootstrap",
         }
     return {
@@ -293,7 +285,7 @@ def classifier_metrics(
         for s in clinical_statistics(pred, ref_matrix, CE_CONVENTION)
         if s.name == QA_KEYS["macro_f1"]
     ]
-    entries = _entries(stats, len(pred), options.n_bootstrap, options.seed)
+    entries = metric_entries_with_ci(stats, len(pred), options.n_bootstrap, options.seed)
     return {
         "macro_auroc": {
             "value": _macro_auc(probs, ref_matrix),
@@ -334,7 +326,7 @@ def list_rows(records: Any, ids: Sequence[str]) -> list[list[int]]:
 def _score_label_task(pred: np.ndarray, ref: np.ndarray, task: str, options: Any) -> dict[str, Any]:
     """Macro F1 / P / R, accuracy and macro AUC of parsed answers against the reference labels."""
     stats = [s for s in clinical_statistics(pred, ref, CE_CONVENTION) if s.name in QA_KEYS.values()]
-    entries = _entries(stats, len(pred), options.n_bootstrap, options.seed)
+    entries = metric_entries_with_ci(stats, len(pred), options.n_bootstrap, options.seed)
     metrics = {name: entries[key] for name, key in QA_KEYS.items()}
     metrics["macro_auc"] = {
         "value": _macro_auc(pred, ref),
@@ -398,7 +390,7 @@ def score_views(
     if not true:
         log.warning("view: no item has a known view (AP/PA/LATERAL/LL)")
         return {"n": 0, "metrics": {}, "confusion": {}}
-    metrics = _entries(view_statistics(true, pred), len(true), samples, seed)
+    metrics = metric_entries_with_ci(view_statistics(true, pred), len(true), samples, seed)
     confusion: dict[str, dict[str, int]] = {}
     for t, p in zip(true, pred, strict=True):
         confusion.setdefault(t, {}).setdefault(p, 0)

@@ -24,14 +24,18 @@ __all__ = [
 
 
 def get_labeler(
-    name_or_path: str | Path = "rules", *, tokenizer: str | Path | None = None
+    name_or_path: str | Path | Labeler | None = "rules", *, tokenizer: str | Path | None = None
 ) -> Labeler:
     """Return a labeler by name ("rules") or a CheXbert checkpoint path (file or directory).
 
-    For CheXbert, `tokenizer` is a local bert-base-uncased directory; without it a
-    tokenizer directory beside the checkpoint is used (see `labeler.chexbert`).
+    The one place a labeler argument is resolved: None means the rule labeler, and an object
+    that already has `.label` is returned as it is. For CheXbert, `tokenizer` is a local
+    bert-base-uncased directory; without it a tokenizer directory beside the checkpoint is used
+    (see `labeler.chexbert`).
     """
-    if str(name_or_path) in ("rules", "rule", "chexpert-rules"):
+    if hasattr(name_or_path, "label"):
+        return name_or_path  # type: ignore[return-value]
+    if name_or_path is None or str(name_or_path) in ("rules", "rule", "chexpert-rules"):
         return RuleLabeler()
     path = Path(name_or_path)
     if path.exists():

@@ -9,6 +9,7 @@ second per metric, with no metric recomputed from text.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
@@ -98,6 +99,26 @@ def confidence_intervals(
     """95% (by default) percentile intervals for each statistic."""
     dist = bootstrap_distribution(statistics, n, samples, seed, on_progress)
     return {name: percentile_interval(vals, level) for name, vals in dist.items()}
+
+
+def finite_or_none(x: float | None) -> float | None:
+    """A metric value for JSON: NaN and infinities (an undefined metric) become None."""
+    return None if x is None or not math.isfinite(x) else float(x)
+
+
+def metric_entries(
+    statistics: Iterable[Statistic], intervals: Mapping[str, tuple[float, float]]
+) -> dict[str, dict]:
+    """The one shape of a reported metric: {name: {value, ci_low, ci_high, convention}}."""
+    return {
+        s.name: {
+            "value": finite_or_none(s.value),
+            "ci_low": finite_or_none(intervals[s.name][0]) if s.name in intervals else None,
+            "ci_high": finite_or_none(intervals[s.name][1]) if s.name in intervals else None,
+            "convention": s.convention,
+        }
+        for s in statistics
+    }
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,6 @@ Metric keys in the result:
 from __future__ import annotations
 
 import logging
-import math
 import time
 from collections.abc import Callable, Sequence
 from contextlib import contextmanager
@@ -24,7 +23,9 @@ import numpy as np
 from radialog.metrics.bootstrap import (
     Statistic,
     confidence_intervals,
+    finite_or_none,
     mean_statistic,
+    metric_entries,
     paired_bootstrap,
 )
 from radialog.metrics.clinical import (
@@ -65,14 +66,6 @@ class _Progress:
             yield lambda n: None
 
 
-def _resolve_labeler(labeler: Any):
-    if labeler is None or isinstance(labeler, str) or hasattr(labeler, "__fspath__"):
-        from radialog.labeler import get_labeler
-
-        return get_labeler("rules" if labeler is None else labeler)
-    return labeler
-
-
 def _label(
     labeler: Any, texts: Sequence[str], step: Callable[[int], None], chunk: int = 256
 ) -> np.ndarray:
@@ -85,10 +78,6 @@ def _label(
         step(len(part))
     index = {text: i for i, text in enumerate(unique)}
     return label_matrix(results)[[index[t] for t in texts]]
-
-
-def _clean(x: float) -> float | None:
-    return None if x is None or not math.isfinite(x) else float(x)
 
 
 class _Collector:
@@ -125,7 +114,9 @@ class _Collector:
             if ref_labels is not None:
                 self.ref_matrix = label_matrix(list(ref_labels))
             if labeler is not False:
-                self.labeler = _resolve_labeler(labeler)
+                from radialog.labeler import get_labeler
+
+                self.labeler = get_labeler(labeler)
                 self.info["labeler"] = getattr(self.labeler, "name", type(self.labeler).__name__)
             if self.ref_matrix is None and self.labeler is not None:
                 t = time.perf_counter()
@@ -240,15 +231,7 @@ def score_reports(
                 stats.values(), len(preds), bootstrap, seed, level, on_progress=step
             )
         collector._time("bootstrap", t)
-    metrics = {
-        key: {
-            "value": _clean(s.value),
-            "ci_low": _clean(cis[key][0]) if key in cis else None,
-            "ci_high": _clean(cis[key][1]) if key in cis else None,
-            "convention": s.convention,
-        }
-        for key, s in stats.items()
-    }
+    metrics = metric_entries(stats.values(), cis)
     return {
         "n": len(preds),
         "metrics": metrics,
@@ -301,12 +284,12 @@ def compare_systems(
         "n": len(refs),
         "metrics": {
             key: {
-                "a": _clean(r.a),
-                "b": _clean(r.b),
-                "delta": _clean(r.delta),
-                "ci_low": _clean(r.ci_low),
-                "ci_high": _clean(r.ci_high),
-                "p_value": _clean(r.p_value),
+                "a": finite_or_none(r.a),
+                "b": finite_or_none(r.b),
+                "delta": finite_or_none(r.delta),
+                "ci_low": finite_or_none(r.ci_low),
+                "ci_high": finite_or_none(r.ci_high),
+                "p_value": finite_or_none(r.p_value),
                 "convention": stats_a[key].convention,
             }
             for key, r in paired.items()
