@@ -18,7 +18,7 @@ from pydicom.errors import InvalidDicomError
 from pydicom.pixels import apply_modality_lut, apply_voi_lut, pixel_array
 
 from radialog.errors import InvalidImageError
-from radialog.imaging.io import XRay, block_mean, fit_max_side
+from radialog.imaging.xray import XRay, block_mean, fit_max_side
 
 logger = logging.getLogger(__name__)
 
