@@ -13,7 +13,8 @@ import pytest
 import torch
 
 from radialog.chat import GenerationOptions, Session
-from radialog.chat.session import PromptTooLongError, looks_like_report
+from radialog.chat.correction import looks_like_report
+from radialog.chat.session import PromptTooLongError
 from radialog.cli import main
 from radialog.errors import InvalidInputError
 from radialog.imaging.phantom import render_phantom
@@ -269,7 +270,7 @@ def test_huge_history_costs_little_and_is_dropped_with_a_notice(model, scripted)
 def test_check_correction_judges_by_the_labeler_alone() -> None:
     """The evaluation passes keys and a lookup of precomputed labels: the report-or-reply
     decision belongs to the session, not to the check."""
-    from radialog.chat.session import check_correction
+    from radialog.chat.correction import check_correction
     from radialog.labeler import label_report
 
     results = {"before": label_report("No pleural effusion."), "after": label_report("Effusion.")}

@@ -12,8 +12,8 @@ import torch
 
 from data_paths import EXAMPLE_IMAGE, SHARED_DATA
 from radialog.chat import GenerationOptions, Session
+from radialog.chat.correction import check_correction
 from radialog.chat.prompts import EASY_LANGUAGE_PROMPT
-from radialog.chat.session import check_correction
 from radialog.labeler import label_report
 from radialog.model.prompt import SYSTEM_PROMPT, correction_prompt
 

@@ -1,7 +1,8 @@
 """Dialog sessions about one chest X-ray: report, follow-ups, correction check, saving."""
 
 from radialog.chat.commands import HELP, Command, CommandError, parse_command, resolve_label
-from radialog.chat.session import CorrectionResult, GenerationOptions, Reply, Session, Turn
+from radialog.chat.correction import CorrectionResult
+from radialog.chat.session import GenerationOptions, Reply, Session, Turn
 
 __all__ = [
     "HELP",

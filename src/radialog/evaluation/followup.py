@@ -11,7 +11,7 @@ has no images here):
   only name labels the labeler detects from their own name ("There is {label}." is read as
   positive), so success is measurable; that leaves out No Finding, Pleural Other and Support
   Devices with the rule labeler. Scored with the chat's correction check
-  (`radialog.chat.session.check_correction`): *took effect* (an added label is positive, a
+  (`radialog.chat.correction.check_correction`): *took effect* (an added label is positive, a
   removed one neither positive nor uncertain), *nothing else changed* (no other label moved
   between positive / uncertain / absent; No Finding excluded) and *success* (both).
 - text_impression: the same two turns, then `IMPRESSION_PROMPT`; BLEU / METEOR / ROUGE-L against
@@ -221,7 +221,7 @@ class CorrectionOutcome:
 
 def correction_outcome(request: CorrectionRequest, before: Any, after: Any) -> CorrectionOutcome:
     """Judge a correction from the labeler's results (`LabelResult`) before and after."""
-    from radialog.chat.session import check_correction
+    from radialog.chat.correction import check_correction
 
     texts = {"before": before, "after": after}
     check = check_correction(
