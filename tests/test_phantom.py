@@ -87,12 +87,12 @@ def test_cardiomegaly_widens_the_heart(seed: int) -> None:
 
 
 def test_cardiomegaly_geometry_has_ctr_over_half() -> None:
-    from radialog.imaging import phantom
+    from radialog.imaging.phantom.anatomy import MODIFIERS, sample_anatomy
 
     for seed in range(20):
-        normal = phantom._sample_anatomy(np.random.default_rng([seed, 0]), "PA")
+        normal = sample_anatomy(np.random.default_rng([seed, 0]), "PA")
         assert normal.ctr < 0.5
-        phantom._mod_cardiomegaly(normal, np.random.default_rng(seed))
+        MODIFIERS["Cardiomegaly"](normal, np.random.default_rng(seed))
         assert normal.ctr > 0.55
 
 
@@ -215,11 +215,11 @@ def _box_mean(img: np.ndarray, x: float, y: float, r: float = 0.04) -> float:
 
 def test_lateral_anatomy_layout() -> None:
     # Heart anterior (left), a clear retrocardiac space in front of the spine, dense abdomen.
-    from radialog.imaging import _lateral as lateral_module
-    from radialog.imaging import phantom
+    from radialog.imaging.phantom import lateral as lateral_module
+    from radialog.imaging.phantom.anatomy import sample_anatomy
 
     for seed in range(4):
-        frontal = phantom._sample_anatomy(np.random.default_rng([seed, 0]), "LATERAL")
+        frontal = sample_anatomy(np.random.default_rng([seed, 0]), "LATERAL")
         la = lateral_module.sample_lateral(frontal, np.random.default_rng([seed, 4]))
         hx, hy, ax, ay = la.heart_box()
         spine_front = float(la.vertebra(np.float32(hy))[0])

@@ -1,6 +1,6 @@
 """Lateral chest phantom: the same synthetic patient as the frontal phantom, seen from the side.
 
-Procedurally rendered, NOT a real radiograph (see `phantom.py`). Displayed the usual way for a
+Procedurally rendered, NOT a real radiograph (see the package `radialog.imaging.phantom`). Displayed the usual way for a
 left lateral: the patient faces the image left, so the sternum is on the left (x < 0) and the
 spine on the right. Both lungs superimpose; each has its own hemidiaphragm (the right one is
 higher, the left one is silhouetted anteriorly by the heart) and the lung farther from the
@@ -21,21 +21,29 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-from radialog.imaging._draw import Canvas, blob, ring, smoothstep, soft_inside, stroke, upsample
-from radialog.imaging.phantom import (
-    _AIR_IN_LUNG,
-    _METAL,
-    _SOFT_TISSUE,
+from radialog.imaging.phantom.anatomy import (
+    AIR_IN_LUNG,
     LEFT,
+    METAL,
     RIGHT,
+    SOFT_TISSUE,
     Anatomy,
-    _bezier,
-    _marking_table,
-    _sample_polar,
+    marking_table,
+    sample_polar,
+)
+from radialog.imaging.phantom.draw import (
+    Canvas,
+    bezier,
+    blob,
+    ring,
+    smoothstep,
+    soft_inside,
+    stroke,
+    upsample,
 )
 
 _MAGNIFY = (1.035, 1.0)  # per side: the right lung lies farther from the detector
-_AIR_LAT = 0.75 * _AIR_IN_LUNG  # air of both lungs together (a thicker body around them)
+_AIR_LAT = 0.75 * AIR_IN_LUNG  # air of both lungs together (a thicker body around them)
 
 
 @dataclass
@@ -170,10 +178,10 @@ def _great_vessels(la: LateralAnatomy, cv: Canvas) -> np.ndarray:
     # A wider mediastinum bulges forwards into the retrosternal space.
     asc_x -= 0.5 * (w_asc - 0.08)
     cxr = la.carina_x()
-    arch = _bezier(root, (asc_x, a.carina), (asc_x + 0.02, top_y - 0.06), (cxr + 0.10, top_y), n=12)
+    arch = bezier(root, (asc_x, a.carina), (asc_x + 0.02, top_y - 0.06), (cxr + 0.10, top_y), n=12)
     stroke(cv, arch, w_asc, 0.55, soft=0.03, target=out)
     vb_front = float(la.vertebra(np.float32(a.carina))[0])
-    desc = _bezier(
+    desc = bezier(
         (cxr + 0.10, top_y),
         (vb_front - 0.02, top_y + 0.05),
         (vb_front - 0.05, a.cp - 0.3),
@@ -202,7 +210,7 @@ def render_lateral_base(la: LateralAnatomy, rng: np.random.Generator, size: int)
     mid, half = (skin_front + skin_back) / 2, (skin_back - skin_front) / 2
     thick = np.sqrt(np.clip(1.0 - ((x - mid) / half) ** 2, 0.0, 1.0))
     body = soft_inside(np.minimum(x - skin_front, skin_back - x), 0.015)
-    d += (0.10 + 0.78 * _SOFT_TISSUE * thick) * body
+    d += (0.10 + 0.78 * SOFT_TISSUE * thick) * body
     # Shoulders and raised arms overlap the upper chest: the spine looks darker further down.
     d += 0.16 * smoothstep((a.apex + 0.35 - y) / 0.45) * body
 
@@ -236,14 +244,14 @@ def render_lateral_base(la: LateralAnatomy, rng: np.random.Generator, size: int)
     )
     lung_box = air_all[rows, cols] * 2.0
     for s in (1.0, -1.0):
-        table = _marking_table(
+        table = marking_table(
             rng,
             trunks=int(rng.integers(5, 8)),
             width=0.012 + 0.010 * a.edema,
             amplitude=0.06,
             reach=la.depth * 1.1,
         )
-        markings[rows, cols] += _sample_polar(table, xs, ys, hx, hy, s, 1.2) * (lung_box > 0.5)
+        markings[rows, cols] += sample_polar(table, xs, ys, hx, hy, s, 1.2) * (lung_box > 0.5)
     markings[rows, cols] *= np.clip(lung_box, 0.0, 1.0)
     if a.edema:
         markings = ndimage.gaussian_filter(markings, sigma=1.2 * a.edema * size / 256, truncate=2.0)
@@ -501,7 +509,9 @@ def _paint_edema(sc: LateralScene, rng: np.random.Generator) -> None:
 def _paint_atelectasis(sc: LateralScene, rng: np.random.Generator) -> None:
     la = sc.la
     a = la.f
-    side = getattr(a, "_atelectasis_side", int(rng.integers(0, 2)))
+    # A side is always drawn (the image bytes depend on this stream); the modifier's wins.
+    drawn = int(rng.integers(0, 2))
+    side = drawn if a.atelectasis_side is None else a.atelectasis_side
     if rng.random() < 0.5:
         for _ in range(int(rng.integers(1, 4))):  # plate-like (discoid) bands at the bases
             cx, cy = _lung_point(sc, rng, (0.65, 0.95))
@@ -573,34 +583,34 @@ def _paint_devices(sc: LateralScene, rng: np.random.Generator) -> None:
         end = (cx - 0.12 * tip / (cy + 1.0), cy - tip)
         for dx in (-0.018, 0.018):
             stroke(cv, [(cx - 0.12 + dx, -1.0), (end[0] + dx, end[1])], 0.006, 0.2)
-        stroke(cv, [(cx - 0.12 - 0.012, -1.0), (end[0] - 0.012, end[1])], 0.005, _METAL * 0.6)
+        stroke(cv, [(cx - 0.12 - 0.012, -1.0), (end[0] - 0.012, end[1])], 0.005, METAL * 0.6)
     if "line" in kinds:
         start = (float(la.x_ant(np.float32(a.clav_y))) + 0.12, a.clav_y)
-        pts = _bezier(
+        pts = bezier(
             start,
             (start[0] + 0.12, a.clav_y + 0.08),
             (cx - 0.05, cy),
             (hx + 0.3 * ax, hy - 0.5 * ay),
         )
-        stroke(cv, pts, 0.008, _METAL * 0.5)
+        stroke(cv, pts, 0.008, METAL * 0.5)
     if "pacer" in kinds:
         gx = float(la.x_ant(np.float32(a.clav_y + 0.15))) - 0.10
         gy = a.clav_y + rng.uniform(0.12, 0.2)
         rows, cols, xs, ys = cv.box(gx - 0.05, gx + 0.05, gy - 0.08, gy + 0.08)
         rect = soft_inside(np.minimum(0.025 - np.abs(xs - gx), 0.06 - np.abs(ys - gy)), 0.008)
-        cv.data[rows, cols] += _METAL * rect
+        cv.data[rows, cols] += METAL * rect
         for k in range(int(rng.integers(1, 3))):
             end = (hx - ax * rng.uniform(0.3, 0.7), hy + ay * rng.uniform(0.2, 0.6))
-            pts = _bezier(
+            pts = bezier(
                 (gx, gy + 0.05), (gx + 0.2, gy + 0.1 + 0.03 * k), (cx - 0.05, hy - ay), end
             )
-            stroke(cv, pts, 0.007, _METAL * 0.6)
+            stroke(cv, pts, 0.007, METAL * 0.6)
     if "wires" in kinds:
         top = a.carina - 0.15
         for k in range(int(rng.integers(4, 7))):
             y = top + k * rng.uniform(0.09, 0.11)
             x = float(la.x_ant(np.float32(y))) - 0.035 + rng.normal(0, 0.004)
-            ring(cv, x, y, 0.03, 0.008, 0.007, _METAL * 0.7)
+            ring(cv, x, y, 0.03, 0.008, 0.007, METAL * 0.7)
 
 
 LATERAL_PAINTERS: dict[str, Callable[[LateralScene, np.random.Generator], None]] = {

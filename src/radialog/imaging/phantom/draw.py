@@ -214,3 +214,12 @@ def curve_band(
     for gx, gw in gaps or []:
         weight = weight * smoothstep((np.abs(xs - gx) - gw / 2) / (1.5 * canvas.px))
     canvas.data[r0:r1, c0:c1] += value * profile * weight[None, :]
+
+
+def bezier(*pts: tuple[float, float], n: int = 24) -> np.ndarray:
+    p = np.asarray(pts, np.float32)
+    t = np.linspace(0.0, 1.0, n, dtype=np.float32)[:, None]
+    # Cubic Bezier through four control points.
+    return (
+        (1 - t) ** 3 * p[0] + 3 * (1 - t) ** 2 * t * p[1] + 3 * (1 - t) * t**2 * p[2] + t**3 * p[3]
+    )

@@ -1,33 +1,32 @@
-"""Synthetic chest radiograph phantoms (PA, AP, lateral) with controllable CheXpert findings.
+"""The frontal (PA / AP) phantom: the base chest of an `Anatomy` and each finding's painter.
 
-These images are procedurally rendered, NOT real radiographs. They exist so that the whole
-pipeline (classifier, adapter, report generation, metrics) can be trained and tested end to
-end without restricted patient data: each finding has a visible, varied signature that a
-small CNN can learn, while global statistics (exposure, body habitus, rotation) vary per
-seed so that no finding is given away by mean brightness alone.
-
-Conventions: bright = dense (MONOCHROME2); the patient's right is on the image left (PA).
-All geometry is in normalised coordinates in [-1, 1] (see `_draw.Canvas`). The same seed
-gives the same anatomy, exposure and noise whatever the findings, so adding a finding only
-changes the pixels that finding touches. Lateral views (`_lateral.py`) show the same patient
-as the frontal views of a seed. PA and AP bytes are frozen by a hash test: phantom datasets
-cache them on disk and models are trained on them, so never change their output.
+Procedurally rendered, NOT a real radiograph. PA and AP bytes are frozen by a hash test
+(phantom datasets cache them and models are trained on them): never change their output.
 """
 
 from __future__ import annotations
 
-import logging
 import math
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
-from PIL import Image
 from scipy import ndimage
 
-from radialog.errors import InvalidInputError
-from radialog.imaging._draw import (
+from radialog.imaging.phantom.anatomy import (
+    AIR_IN_LUNG,
+    LEFT,
+    METAL,
+    RIGHT,
+    SIGN,
+    SOFT_TISSUE,
+    Anatomy,
+    marking_table,
+    sample_polar,
+)
+from radialog.imaging.phantom.draw import (
     Canvas,
+    bezier,
     blob,
     curve_band,
     ring,
@@ -36,118 +35,12 @@ from radialog.imaging._draw import (
     stroke,
     upsample,
 )
-from radialog.labels import CHEXPERT_LABELS, NO_FINDING, canonical_label
-
-logger = logging.getLogger(__name__)
-
-VIEWS = ("PA", "AP", "LATERAL")
-RIGHT, LEFT = 0, 1  # patient sides; RIGHT is drawn on the image left
-_SIGN = (-1.0, 1.0)  # x direction of each side
-
-# Density units: roughly "how white". The exposure curve maps them to grey levels.
-_AIR_IN_LUNG = 0.40
-_SOFT_TISSUE = 0.55
-_METAL = 1.6
-
-
-@dataclass
-class Anatomy:
-    """Per-seed geometry; findings may modify it before rendering."""
-
-    width: float  # lung lateral extent from the midline (half thoracic width)
-    body: float  # body half-width at the chest
-    apex: float  # y of the lung apices
-    full: float  # y where the lungs reach full width
-    cp: float  # y of the costophrenic angles (lowest lung point)
-    dome: list[float]  # dome height above cp, per side
-    medial: float  # lung medial border (distance from midline)
-    ctr: float  # cardiothoracic ratio
-    heart_x: (
-        float  # heart centre offset towards the patient's left, as a fraction of its half-width
-    )
-    heart_ay: float  # heart height / width
-    heart_tilt: float
-    med_w: float  # upper mediastinum half-width
-    shift: float = 0.0  # mediastinal shift (+ towards the image right)
-    trachea_w: float = 0.035
-    carina: float = -0.25
-    rib_y0: float = -0.80
-    rib_gap: float = 0.105
-    rib_t: float = 0.040
-    rib_curve: float = 0.60
-    rib_breaks: dict[tuple[int, int], tuple[float, float, float]] = field(default_factory=dict)
-    clav_y: float = -0.72
-    spine_w: float = 0.065
-    breasts: float = 0.0
-    gastric_bubble: bool = True
-    collapse: list[float] = field(default_factory=lambda: [0.0, 0.0])  # pneumothorax depth
-    edema: float = 0.0  # 0..1: vessel indistinctness
-    view: str = "PA"
-
-    def lung_lateral(self, y: np.ndarray, side: int, inset: float = 0.0) -> np.ndarray:
-        """Lateral lung border (distance from midline) at height y."""
-        apex = self.apex + inset * 1.2
-        t = np.clip((y - apex) / (self.full - apex), 0.0, 1.0)
-        w = self.width - inset
-        return self.medial + (w - self.medial) * np.sqrt(t)
-
-    def dome_y(self, xa: np.ndarray, side: int) -> np.ndarray:
-        """Diaphragm surface height at lateral distance xa (from midline) on a side."""
-        mid = (self.medial + self.width) / 2.0
-        half = (self.width - self.medial) / 2.0 * 1.08
-        u = np.abs((xa - mid) / half)
-        return self.cp - self.dome[side] * np.clip(1.0 - u**2.6, 0.0, 1.0)
-
-    def heart_box(self) -> tuple[float, float, float, float]:
-        """(centre x, centre y, semi-axis x, semi-axis y) of the cardiac silhouette."""
-        ax = self.ctr * self.width
-        ay = ax * self.heart_ay
-        # About a third of the heart lies right of the midline; it rests on the left dome.
-        cx = self.shift + self.heart_x * ax
-        cy = self.cp - self.dome[LEFT] + 0.10 - ay
-        return cx, cy, ax, ay
-
-    def hilum(self, side: int) -> tuple[float, float]:
-        return self.shift + _SIGN[side] * (self.med_w + 0.07), self.carina + 0.08
-
-
-def _sample_anatomy(rng: np.random.Generator, view: str) -> Anatomy:
-    width = rng.uniform(0.64, 0.76)
-    apex = rng.uniform(-0.80, -0.70)
-    cp = rng.uniform(0.42, 0.58)
-    dome_r = rng.uniform(0.16, 0.24)
-    return Anatomy(
-        width=width,
-        body=width + rng.uniform(0.10, 0.18),
-        apex=apex,
-        full=cp - rng.uniform(0.30, 0.40),
-        cp=cp,
-        dome=[dome_r, dome_r - rng.uniform(0.02, 0.06)],
-        medial=rng.uniform(0.05, 0.07),
-        ctr=rng.uniform(0.40, 0.47),
-        heart_x=rng.uniform(0.28, 0.40),
-        heart_ay=rng.uniform(0.62, 0.74),
-        heart_tilt=rng.uniform(0.05, 0.25),
-        med_w=rng.uniform(0.085, 0.105),
-        trachea_w=rng.uniform(0.030, 0.040),
-        carina=apex + rng.uniform(0.45, 0.55),
-        rib_y0=apex + rng.uniform(-0.06, -0.02),
-        rib_gap=rng.uniform(0.095, 0.11),
-        rib_t=rng.uniform(0.036, 0.046),
-        rib_curve=rng.uniform(0.95, 1.25),
-        clav_y=apex + rng.uniform(0.02, 0.08) - (0.06 if view == "AP" else 0.0),
-        spine_w=rng.uniform(0.055, 0.07),
-        breasts=rng.uniform(0.05, 0.14) if rng.random() < 0.4 else 0.0,
-        gastric_bubble=bool(rng.random() < 0.7),
-        view=view,
-    )
-
 
 # --------------------------------------------------------------------------- rendering
 
 
 @dataclass
-class _Scene:
+class FrontalScene:
     """What the base render exposes to finding painters."""
 
     canvas: Canvas
@@ -162,7 +55,7 @@ class _Scene:
 
 def _lung_mask(a: Anatomy, side: int, x: np.ndarray, y: np.ndarray, inset: float = 0.0):
     """Soft lung mask of a side; `inset` shrinks it from the apex and lateral wall."""
-    s = _SIGN[side]
+    s = SIGN[side]
     xa = s * (x - a.shift)
     eps = 0.012
     medial = xa - a.medial
@@ -193,76 +86,7 @@ def _mediastinum_mask(a: Anatomy, x: np.ndarray, y: np.ndarray) -> np.ndarray:
     return soft_inside(np.minimum(inside_x, inside_y), 0.012)
 
 
-def _marking_table(
-    rng: np.random.Generator,
-    *,
-    trunks: int,
-    width: float,
-    amplitude: float,
-    reach: float,
-    n_theta: int = 512,
-    n_r: int = 96,
-    r_max: float = 1.2,
-) -> np.ndarray:
-    """Branching vessel (or bronchus) texture in polar coordinates around a hilum.
-
-    Row = angle bin over [-pi, pi) (0 points laterally), column = radius bin over [0, r_max).
-    """
-    table = np.zeros((n_theta, n_r), np.float32)
-    r = ((np.arange(n_r) + 0.5) / n_r * r_max).astype(np.float32)
-    bin_w = 2 * math.pi / n_theta
-    branches = []  # (theta, start, end, curl); all random draws first, in the original order
-    for _ in range(trunks):
-        theta0 = rng.uniform(-1.7, 1.6)
-        branches.append((theta0, 0.04, rng.uniform(0.45, 0.8) * reach, rng.normal(0, 0.15)))
-        for _ in range(rng.integers(2, 5)):
-            start = rng.uniform(0.15, 0.5) * reach
-            branches.append(
-                (
-                    theta0 + rng.normal(0, 0.12),
-                    start,
-                    start + rng.uniform(0.2, 0.45) * reach,
-                    rng.normal(0, 0.45),
-                )
-            )
-    # All branches at once as (branch, radius) arrays. Per-branch scalars are rounded to float32
-    # exactly as numpy rounds a Python float meeting a float32 array, so every element is
-    # computed with the same float32 operations as the one-branch-at-a-time loop.
-    b = np.asarray(branches, np.float64)
-    t0, start, end, curl = (b[:, i : i + 1].astype(np.float32) for i in range(4))
-    span = np.maximum(b[:, 2:3] - b[:, 1:2], 1e-3).astype(np.float32)
-    trunk = np.where(b[:, 1:2] < 0.1, np.float32(1.0), np.float32(0.7))
-    centre = t0 + curl * np.clip(r - start, 0.0, None)
-    along = np.clip((r - start) / span, 0.0, 1.0)
-    w = np.float32(width) * (1.0 - 0.65 * along) * trunk
-    ang_w = w / np.maximum(r, 0.06)
-    on = smoothstep((r - start) / 0.03) * smoothstep((end - r) / 0.08)
-    fade = np.float32(amplitude) * (1.0 - 0.6 * along)
-    weight = on * fade
-    reach_w = 3 * ang_w.max(axis=1)
-    los = ((centre.min(axis=1) - reach_w + math.pi) / bin_w).astype(np.int64)
-    his = ((centre.max(axis=1) + reach_w + math.pi) / bin_w).astype(np.int64) + 1
-    for i in range(len(branches)):
-        lo, hi = max(int(los[i]), 0), min(int(his[i]), n_theta)
-        th = (np.arange(lo, hi, dtype=np.float32) + 0.5) * bin_w - math.pi
-        g = np.exp(-(((th[:, None] - centre[i]) / ang_w[i]) ** 2))
-        # max is order independent, so drawing branches in any order gives the same table
-        np.maximum(table[lo:hi], g * weight[i], out=table[lo:hi])
-    return table
-
-
-def _sample_polar(
-    table: np.ndarray, x: np.ndarray, y: np.ndarray, hx: float, hy: float, s: float, r_max: float
-) -> np.ndarray:
-    n_theta, n_r = table.shape
-    theta = np.arctan2(y - hy, s * (x - hx))
-    rad = np.hypot(x - hx, y - hy)
-    ti = ((theta + math.pi) * (n_theta / (2 * math.pi))).astype(np.int32) % n_theta
-    ri = np.minimum((rad * (n_r / r_max)).astype(np.int32), n_r - 1)
-    return table.ravel()[ti * n_r + ri]
-
-
-def _render_base(a: Anatomy, rng: np.random.Generator, size: int) -> _Scene:
+def render_frontal_base(a: Anatomy, rng: np.random.Generator, size: int) -> FrontalScene:
     cv = Canvas(size)
     x = cv.coords[None, :]
     y = cv.coords[:, None]
@@ -275,7 +99,7 @@ def _render_base(a: Anatomy, rng: np.random.Generator, size: int) -> _Scene:
     half = 0.26 + (shoulder - 0.26) * np.sqrt(slope)
     thick = np.sqrt(np.clip(1.0 - (x / half) ** 2, 0.0, 1.0))
     body = soft_inside(half - np.abs(x), 0.015)
-    d += (0.12 + _SOFT_TISSUE * thick) * body
+    d += (0.12 + SOFT_TISSUE * thick) * body
     # Arms beside the chest wall, separated by a darker axillary gap.
     arm_in = a.body + 0.05
     arm = soft_inside(np.minimum(np.abs(x) - arm_in, arm_in + 0.22 - np.abs(x)), 0.02)
@@ -287,12 +111,12 @@ def _render_base(a: Anatomy, rng: np.random.Generator, size: int) -> _Scene:
     solid = np.maximum(heart, medi)
     air = [lung * (1.0 - solid) for lung in lungs]
     lung_eff = np.clip(air[0] + air[1], 0.0, 1.0)
-    d -= _AIR_IN_LUNG * lung_eff
+    d -= AIR_IN_LUNG * lung_eff
     d += 0.10 * solid
 
     # Upper abdomen under the domes (liver on the right is denser).
     for side in (RIGHT, LEFT):
-        s = _SIGN[side]
+        s = SIGN[side]
         xa = s * (x - a.shift)
         below = soft_inside(y - a.dome_y(np.maximum(xa, a.medial), side), 0.015)
         d += (
@@ -310,7 +134,7 @@ def _render_base(a: Anatomy, rng: np.random.Generator, size: int) -> _Scene:
     markings = np.zeros_like(d)
     for side in (RIGHT, LEFT):
         hx, hy = a.hilum(side)
-        table = _marking_table(
+        table = marking_table(
             rng,
             trunks=int(rng.integers(6, 9)),
             width=0.012 + 0.010 * a.edema,
@@ -322,9 +146,9 @@ def _render_base(a: Anatomy, rng: np.random.Generator, size: int) -> _Scene:
             air[side] if collapse == 0 else _lung_mask(a, side, x, y, collapse)[0] * air[side]
         )
         rows, cols, xs, ys = cv.box(
-            a.shift, a.shift + _SIGN[side] * (a.width + 0.05), a.apex - 0.02, a.cp + 0.02
+            a.shift, a.shift + SIGN[side] * (a.width + 0.05), a.apex - 0.02, a.cp + 0.02
         )
-        mk = _sample_polar(table, xs, ys, hx, hy, _SIGN[side], 1.2)
+        mk = sample_polar(table, xs, ys, hx, hy, SIGN[side], 1.2)
         markings[rows, cols] += mk * field_mask[rows, cols]
         blob(cv, hx, hy + 0.03, 0.055, 0.08, edge=0.03, aspect=1.6)
     if a.edema:
@@ -336,7 +160,7 @@ def _render_base(a: Anatomy, rng: np.random.Generator, size: int) -> _Scene:
     tx = a.shift
     stroke(cv, [(tx, -1.0), (tx, a.carina)], 2 * a.trachea_w, -0.22, soft=0.01)
     for side in (RIGHT, LEFT):
-        s = _SIGN[side]
+        s = SIGN[side]
         stroke(
             cv,
             [
@@ -356,9 +180,9 @@ def _render_base(a: Anatomy, rng: np.random.Generator, size: int) -> _Scene:
     _draw_clavicles(cv, a)
     if a.breasts:
         for side in (RIGHT, LEFT):
-            bx = a.shift + _SIGN[side] * a.width * 0.62
+            bx = a.shift + SIGN[side] * a.width * 0.62
             blob(cv, bx, a.cp - 0.02, 0.33, a.breasts, edge=0.06, aspect=0.75)
-    return _Scene(cv, a, x, y, lungs, air, lung_eff, markings)
+    return FrontalScene(cv, a, x, y, lungs, air, lung_eff, markings)
 
 
 def _draw_spine(cv: Canvas, a: Anatomy) -> None:
@@ -377,7 +201,7 @@ def _draw_spine(cv: Canvas, a: Anatomy) -> None:
 def _draw_ribs(cv: Canvas, a: Anatomy, x: np.ndarray, y: np.ndarray) -> None:
     """All posterior and anterior ribs of a side as one periodic field (fast, parallel arcs)."""
     for side in (RIGHT, LEFT):
-        s = _SIGN[side]
+        s = SIGN[side]
         start = a.spine_w + 0.01
         rows, cols, xs, ys = cv.box(a.shift, a.shift + s * (a.body + 0.02), a.rib_y0 - 0.2, 1.0)
         t = np.maximum(s * (xs - a.shift) - start, 0.0)
@@ -436,7 +260,7 @@ def _rib_field(a: Anatomy, t: np.ndarray, y: np.ndarray, wall: float) -> np.ndar
 
 def _draw_clavicles(cv: Canvas, a: Anatomy) -> None:
     for side in (RIGHT, LEFT):
-        s = _SIGN[side]
+        s = SIGN[side]
         x0 = a.shift + s * 0.06
         x1 = a.shift + s * (a.width + 0.14)
 
@@ -449,71 +273,20 @@ def _draw_clavicles(cv: Canvas, a: Anatomy) -> None:
         blob(cv, a.shift + s * (a.body + 0.12), a.clav_y + 0.06, 0.10, 0.12, edge=0.02)
 
 
-# --------------------------------------------------------------------------- findings
-# Anatomy modifiers run before the base render; painters add density after it.
-
-
-def _mod_cardiomegaly(a: Anatomy, rng: np.random.Generator) -> None:
-    a.ctr = rng.uniform(0.56, 0.68)
-    a.heart_x *= rng.uniform(1.0, 1.2)  # enlarges mostly towards the left
-
-
-def _mod_enlarged_cm(a: Anatomy, rng: np.random.Generator) -> None:
-    a.med_w *= rng.uniform(1.6, 2.1)
-
-
-def _mod_pneumothorax(a: Anatomy, rng: np.random.Generator) -> None:
-    side = int(rng.integers(0, 2))
-    a.collapse[side] = rng.uniform(0.07, 0.20)
-
-
-def _mod_edema(a: Anatomy, rng: np.random.Generator) -> None:
-    a.edema = rng.uniform(0.7, 1.0)
-
-
-def _mod_atelectasis(a: Anatomy, rng: np.random.Generator) -> None:
-    side = int(rng.integers(0, 2))
-    # Volume loss: the hemidiaphragm rises and the mediastinum moves towards the collapse.
-    a.dome[side] += rng.uniform(0.04, 0.09)
-    a.shift += _SIGN[side] * rng.uniform(0.0, 0.03)
-    a._atelectasis_side = side  # type: ignore[attr-defined]
-
-
-def _mod_fracture(a: Anatomy, rng: np.random.Generator) -> None:
-    side = int(rng.integers(0, 2))  # fractures cluster on one side
-    for _ in range(int(rng.integers(1, 4))):
-        key = (side, int(rng.integers(2, 8)))
-        a.rib_breaks[key] = (
-            rng.uniform(0.5, 0.95),
-            rng.uniform(0.02, 0.03),
-            rng.uniform(0.025, 0.04),
-        )
-
-
-_MODIFIERS: dict[str, Callable[[Anatomy, np.random.Generator], None]] = {
-    "Cardiomegaly": _mod_cardiomegaly,
-    "Enlarged Cardiomediastinum": _mod_enlarged_cm,
-    "Pneumothorax": _mod_pneumothorax,
-    "Edema": _mod_edema,
-    "Atelectasis": _mod_atelectasis,
-    "Fracture": _mod_fracture,
-}
-
-
-def _random_lung_point(sc: _Scene, rng: np.random.Generator, side: int, zone=(0.2, 0.85)):
+def _random_lung_point(sc: FrontalScene, rng: np.random.Generator, side: int, zone=(0.2, 0.85)):
     a = sc.anatomy
     y = a.apex + (a.cp - a.dome[side] - a.apex) * rng.uniform(*zone)
     lat = float(a.lung_lateral(np.float32(y), side))
     inner = a.medial + 0.12 + (a.ctr * a.width if y > a.carina + 0.2 and side == LEFT else 0.0)
     xa = rng.uniform(min(inner, lat - 0.12), lat - 0.08)
-    return a.shift + _SIGN[side] * xa, y
+    return a.shift + SIGN[side] * xa, y
 
 
-def _paint_effusion(sc: _Scene, rng: np.random.Generator) -> None:
+def _paint_effusion(sc: FrontalScene, rng: np.random.Generator) -> None:
     a = sc.anatomy
     sides = [int(rng.integers(0, 2))] if rng.random() < 0.6 else [RIGHT, LEFT]
     for side in sides:
-        s = _SIGN[side]
+        s = SIGN[side]
         xa = s * (sc.x - a.shift)
         top = a.cp - a.dome[side]
         level = top - rng.uniform(0.0, 0.25)  # fluid surface height (medially)
@@ -523,10 +296,10 @@ def _paint_effusion(sc: _Scene, rng: np.random.Generator) -> None:
         surface = level - climb
         fluid = smoothstep((sc.y - surface) / 0.07)
         fluid = fluid * sc.air[side]
-        sc.canvas.data += (_AIR_IN_LUNG + 0.05) * fluid - sc.markings * fluid
+        sc.canvas.data += (AIR_IN_LUNG + 0.05) * fluid - sc.markings * fluid
 
 
-def _paint_pneumothorax(sc: _Scene, rng: np.random.Generator) -> None:
+def _paint_pneumothorax(sc: FrontalScene, rng: np.random.Generator) -> None:
     a = sc.anatomy
     for side in (RIGHT, LEFT):
         inset = a.collapse[side]
@@ -540,7 +313,7 @@ def _paint_pneumothorax(sc: _Scene, rng: np.random.Generator) -> None:
         sc.canvas.data += 0.14 * line
 
 
-def _paint_opacity(sc: _Scene, rng: np.random.Generator) -> None:
+def _paint_opacity(sc: FrontalScene, rng: np.random.Generator) -> None:
     """Ill-defined hazy (ground-glass) area; vessels stay visible through it."""
     side = int(rng.integers(0, 2))
     for _ in range(int(rng.integers(1, 3))):
@@ -560,7 +333,7 @@ def _paint_opacity(sc: _Scene, rng: np.random.Generator) -> None:
 
 
 def _airspace(
-    sc: _Scene,
+    sc: FrontalScene,
     rng: np.random.Generator,
     region: np.ndarray,
     density: float,
@@ -574,14 +347,14 @@ def _airspace(
     sc.canvas.data += density * fill - sc.markings * np.clip(fill, 0.0, 1.0) * 0.8
     if bronchograms:
         hx, hy = a.hilum(side)
-        table = _marking_table(rng, trunks=10, width=0.010, amplitude=1.0, reach=a.width)
-        tubes = _sample_polar(table, sc.x, sc.y, hx, hy, _SIGN[side], 1.2)
+        table = marking_table(rng, trunks=10, width=0.010, amplitude=1.0, reach=a.width)
+        tubes = sample_polar(table, sc.x, sc.y, hx, hy, SIGN[side], 1.2)
         sc.canvas.data -= bronchograms * tubes * fill
 
 
-def _lobe_region(sc: _Scene, rng: np.random.Generator, side: int) -> np.ndarray:
+def _lobe_region(sc: FrontalScene, rng: np.random.Generator, side: int) -> np.ndarray:
     a = sc.anatomy
-    s = _SIGN[side]
+    s = SIGN[side]
     xa = s * (sc.x - a.shift)
     choice = rng.integers(0, 3)
     if choice == 0:  # upper lobe: above the (horizontal) fissure
@@ -594,12 +367,12 @@ def _lobe_region(sc: _Scene, rng: np.random.Generator, side: int) -> np.ndarray:
     return soft_inside(sc.y - (a.carina + 0.25), 0.04) * soft_inside(0.45 * a.width - xa, 0.05)
 
 
-def _paint_consolidation(sc: _Scene, rng: np.random.Generator) -> None:
+def _paint_consolidation(sc: FrontalScene, rng: np.random.Generator) -> None:
     side = int(rng.integers(0, 2))
     _airspace(sc, rng, _lobe_region(sc, rng, side), rng.uniform(0.30, 0.38), side, 0.18)
 
 
-def _paint_pneumonia(sc: _Scene, rng: np.random.Generator) -> None:
+def _paint_pneumonia(sc: FrontalScene, rng: np.random.Generator) -> None:
     """Multifocal, patchy, fluffy airspace disease with a few bronchograms."""
     side = int(rng.integers(0, 2))
     tmp = np.zeros_like(sc.canvas.data)
@@ -619,7 +392,7 @@ def _paint_pneumonia(sc: _Scene, rng: np.random.Generator) -> None:
     _airspace(sc, rng, region, rng.uniform(0.22, 0.3), side, 0.08)
 
 
-def _paint_edema(sc: _Scene, rng: np.random.Generator) -> None:
+def _paint_edema(sc: FrontalScene, rng: np.random.Generator) -> None:
     a = sc.anatomy
     amp = rng.uniform(0.14, 0.22)
     haze = np.zeros_like(sc.canvas.data)
@@ -627,7 +400,7 @@ def _paint_edema(sc: _Scene, rng: np.random.Generator) -> None:
         hx, hy = a.hilum(side)
         blob(
             sc.canvas,
-            hx + _SIGN[side] * 0.08,
+            hx + SIGN[side] * 0.08,
             hy + 0.05,
             rng.uniform(0.3, 0.4),
             amp,
@@ -643,15 +416,17 @@ def _paint_edema(sc: _Scene, rng: np.random.Generator) -> None:
             y = a.cp - a.dome[side] - rng.uniform(0.02, 0.22)
             lat = float(a.lung_lateral(np.float32(y), side))
             length = rng.uniform(0.04, 0.08)
-            x0 = a.shift + _SIGN[side] * (lat - 0.005)
-            x1 = a.shift + _SIGN[side] * (lat - length)
+            x0 = a.shift + SIGN[side] * (lat - 0.005)
+            x1 = a.shift + SIGN[side] * (lat - length)
             stroke(sc.canvas, [(x0, y), (x1, y + rng.normal(0, 0.004))], 0.006, 0.15)
 
 
-def _paint_atelectasis(sc: _Scene, rng: np.random.Generator) -> None:
+def _paint_atelectasis(sc: FrontalScene, rng: np.random.Generator) -> None:
     a = sc.anatomy
-    side = getattr(a, "_atelectasis_side", int(rng.integers(0, 2)))
-    s = _SIGN[side]
+    # A side is always drawn (the image bytes depend on this stream); the modifier's wins.
+    drawn = int(rng.integers(0, 2))
+    side = drawn if a.atelectasis_side is None else a.atelectasis_side
+    s = SIGN[side]
     if rng.random() < 0.5:
         # Plate-like (discoid): thin linear densities in the lower zone.
         for _ in range(int(rng.integers(1, 4))):
@@ -680,7 +455,7 @@ def _paint_atelectasis(sc: _Scene, rng: np.random.Generator) -> None:
         sc.canvas.data[rows, cols] += 0.28 * inside * sc.air[side][rows, cols]
 
 
-def _paint_lesion(sc: _Scene, rng: np.random.Generator) -> None:
+def _paint_lesion(sc: FrontalScene, rng: np.random.Generator) -> None:
     side = int(rng.integers(0, 2))
     cx, cy = _random_lung_point(sc, rng, side, (0.15, 0.85))
     mass = rng.random() < 0.35
@@ -696,7 +471,7 @@ def _paint_lesion(sc: _Scene, rng: np.random.Generator) -> None:
     )
 
 
-def _paint_pleural_other(sc: _Scene, rng: np.random.Generator) -> None:
+def _paint_pleural_other(sc: FrontalScene, rng: np.random.Generator) -> None:
     """Pleural thickening along the lateral wall or as an apical cap, maybe calcified plaques."""
     a = sc.anatomy
     side = int(rng.integers(0, 2))
@@ -711,7 +486,7 @@ def _paint_pleural_other(sc: _Scene, rng: np.random.Generator) -> None:
     zone_bot = a.apex + 0.3 if apical else a.cp - a.dome[side]
     zone = soft_inside(np.minimum(ys - zone_top, zone_bot - ys), 0.05)
     sc.canvas.data += (
-        0.38 * band * zone * (0.6 + 0.8 * wobble) * (_SIGN[side] * (sc.x - a.shift) > 0)
+        0.38 * band * zone * (0.6 + 0.8 * wobble) * (SIGN[side] * (sc.x - a.shift) > 0)
     )
     if rng.random() < 0.5:
         for _ in range(int(rng.integers(2, 5))):
@@ -719,7 +494,7 @@ def _paint_pleural_other(sc: _Scene, rng: np.random.Generator) -> None:
             lat = float(a.lung_lateral(np.float32(y), side))
             blob(
                 sc.canvas,
-                a.shift + _SIGN[side] * (lat - 0.015),
+                a.shift + SIGN[side] * (lat - 0.015),
                 y,
                 0.02,
                 0.35,
@@ -728,7 +503,7 @@ def _paint_pleural_other(sc: _Scene, rng: np.random.Generator) -> None:
             )
 
 
-def _paint_devices(sc: _Scene, rng: np.random.Generator) -> None:
+def _paint_devices(sc: FrontalScene, rng: np.random.Generator) -> None:
     a = sc.anatomy
     cv = sc.canvas
     kinds = [k for k in ("ett", "line", "pacer", "wires") if rng.random() < 0.5]
@@ -739,48 +514,39 @@ def _paint_devices(sc: _Scene, rng: np.random.Generator) -> None:
         tx = a.shift + rng.normal(0, 0.005)
         for dx in (-0.018, 0.018):
             stroke(cv, [(tx + dx, -1.0), (tx + dx, tip)], 0.006, 0.22)
-        stroke(cv, [(tx - 0.012, -1.0), (tx - 0.012, tip)], 0.005, _METAL * 0.6)
+        stroke(cv, [(tx - 0.012, -1.0), (tx - 0.012, tip)], 0.005, METAL * 0.6)
     if "line" in kinds:
         side = int(rng.integers(0, 2))
-        s = _SIGN[side]
+        s = SIGN[side]
         cx_, cy_, ax_, ay_ = a.heart_box()
-        pts = _bezier(
+        pts = bezier(
             (a.shift + s * (a.width * 0.8), a.clav_y + 0.06),
             (a.shift + s * 0.15, a.clav_y + 0.02),
             (a.shift - 0.11, a.carina - 0.05),
             (a.shift - 0.10, cy_ - ay_ * rng.uniform(0.4, 0.8)),
         )
-        stroke(cv, pts, 0.008, _METAL * 0.5)
+        stroke(cv, pts, 0.008, METAL * 0.5)
     if "pacer" in kinds:
         gx = a.shift + a.width * rng.uniform(0.45, 0.65)
         gy = a.clav_y + rng.uniform(0.12, 0.2)
         rows, cols, xs, ys = cv.box(gx - 0.1, gx + 0.1, gy - 0.08, gy + 0.08)
         rect = soft_inside(np.minimum(0.075 - np.abs(xs - gx), 0.05 - np.abs(ys - gy)), 0.008)
-        cv.data[rows, cols] += _METAL * rect
+        cv.data[rows, cols] += METAL * rect
         cx_, cy_, ax_, ay_ = a.heart_box()
         for k in range(int(rng.integers(1, 3))):
             end = (cx_ + ax_ * rng.uniform(0.1, 0.5), cy_ + ay_ * rng.uniform(0.2, 0.6))
-            pts = _bezier(
+            pts = bezier(
                 (gx - 0.05, gy), (a.shift + 0.02, gy + 0.02 * k), (a.shift - 0.08, cy_ - ay_), end
             )
-            stroke(cv, pts, 0.007, _METAL * 0.6)
+            stroke(cv, pts, 0.007, METAL * 0.6)
     if "wires" in kinds:
         top = a.carina - 0.2
         for k in range(int(rng.integers(4, 7))):
             y = top + k * rng.uniform(0.09, 0.11)
-            ring(cv, a.shift + rng.normal(0, 0.006), y, 0.022, 0.012, 0.007, _METAL * 0.7)
+            ring(cv, a.shift + rng.normal(0, 0.006), y, 0.022, 0.012, 0.007, METAL * 0.7)
 
 
-def _bezier(*pts: tuple[float, float], n: int = 24) -> np.ndarray:
-    p = np.asarray(pts, np.float32)
-    t = np.linspace(0.0, 1.0, n, dtype=np.float32)[:, None]
-    # Cubic Bezier through four control points.
-    return (
-        (1 - t) ** 3 * p[0] + 3 * (1 - t) ** 2 * t * p[1] + 3 * (1 - t) * t**2 * p[2] + t**3 * p[3]
-    )
-
-
-_PAINTERS: dict[str, Callable[[_Scene, np.random.Generator], None]] = {
+PAINTERS: dict[str, Callable[[FrontalScene, np.random.Generator], None]] = {
     "Pleural Effusion": _paint_effusion,
     "Pneumothorax": _paint_pneumothorax,
     "Lung Opacity": _paint_opacity,
@@ -792,130 +558,3 @@ _PAINTERS: dict[str, Callable[[_Scene, np.random.Generator], None]] = {
     "Pleural Other": _paint_pleural_other,
     "Support Devices": _paint_devices,
 }
-
-PHANTOM_FINDINGS: tuple[str, ...] = tuple(
-    name
-    for name in CHEXPERT_LABELS
-    if name == NO_FINDING or name in _MODIFIERS or name in _PAINTERS
-)
-
-
-# --------------------------------------------------------------------------- public API
-
-
-def render_phantom(
-    findings: Iterable[str], seed: int, size: int = 512, view: str = "PA"
-) -> np.ndarray:
-    """Render a synthetic chest radiograph (uint8, size x size) with the given findings.
-
-    findings: CheXpert label names (any case); "No Finding" or an empty list gives a clean
-    chest. view: "PA", "AP" or "LATERAL" (any case); a lateral shows the same patient as the
-    frontal views of that seed. Deterministic for (findings, seed, size, view); the order of
-    findings is irrelevant.
-    """
-    wanted = _validate(findings, seed, size, view)
-    view = view.upper()
-    rng_anatomy = np.random.default_rng([seed, 0])
-    anatomy = _sample_anatomy(rng_anatomy, view)
-    exposure = _sample_exposure(rng_anatomy, size)
-    if view.upper() == "AP":
-        anatomy.ctr *= 1.06  # AP projection magnifies the heart
-    finding_rngs = {
-        name: np.random.default_rng([seed, 1, CHEXPERT_LABELS.index(name)]) for name in wanted
-    }
-    for name in wanted:
-        if name in _MODIFIERS:
-            _MODIFIERS[name](anatomy, finding_rngs[name])
-    if view == "LATERAL":
-        from radialog.imaging._lateral import render_lateral  # imports this module
-
-        density = render_lateral(anatomy, wanted, finding_rngs, seed, size)
-        return _expose(density, exposure, np.random.default_rng([seed, 3]))
-    scene = _render_base(anatomy, np.random.default_rng([seed, 2]), size)
-    for name in wanted:
-        if name in _PAINTERS:
-            _PAINTERS[name](scene, finding_rngs[name])
-    return _expose(scene.canvas.data, exposure, np.random.default_rng([seed, 3]))
-
-
-@dataclass(frozen=True)
-class _Exposure:
-    angle: float
-    zoom: float
-    shift: tuple[float, float]
-    gain: float
-    gamma: float
-    black: float
-    white: float
-    noise: float
-    size: int
-
-
-def _sample_exposure(rng: np.random.Generator, size: int) -> _Exposure:
-    return _Exposure(
-        angle=rng.uniform(-4.0, 4.0),
-        zoom=rng.uniform(0.92, 1.04),
-        shift=(rng.uniform(-0.04, 0.04), rng.uniform(-0.03, 0.05)),
-        gain=rng.uniform(1.6, 2.3),
-        gamma=rng.uniform(0.8, 1.25),
-        black=rng.uniform(0.0, 0.12),
-        white=rng.uniform(0.88, 1.05),
-        noise=rng.uniform(0.012, 0.03),
-        size=size,
-    )
-
-
-def _expose(density: np.ndarray, e: _Exposure, rng: np.random.Generator) -> np.ndarray:
-    n = e.size
-    # Patient positioning: small rotation, magnification and offset, as one resampling.
-    c = (n - 1) / 2.0
-    th = math.radians(e.angle)
-    rot = np.array([[math.cos(th), -math.sin(th)], [math.sin(th), math.cos(th)]]) / e.zoom
-    shift_px = np.array([e.shift[1], e.shift[0]]) * n / 2.0
-    offset = np.array([c, c]) - rot @ (np.array([c, c]) + shift_px)
-    # PIL's affine resampling is several times faster than scipy's for one float image.
-    coeffs = (rot[1, 1], rot[1, 0], offset[1], rot[0, 1], rot[0, 0], offset[0])
-    d = np.asarray(
-        Image.fromarray(density).transform(
-            (n, n), Image.Transform.AFFINE, coeffs, Image.Resampling.BILINEAR
-        ),
-        dtype=np.float32,
-    )
-    # Film response: attenuation -> brightness, then a per-seed window and gamma.
-    b = 1.0 - np.exp(-e.gain * np.clip(d, 0.0, None))
-    b = np.clip((b - e.black) / (e.white - e.black), 0.0, 1.0) ** e.gamma
-    # Quantum noise (stronger in dark, low-dose regions) plus a smooth low-frequency wash.
-    lowfreq = upsample(rng.standard_normal((6, 6)).astype(np.float32), n, n)
-    b = (
-        b
-        + 0.02 * lowfreq
-        + e.noise * (1.2 - 0.6 * b) * rng.standard_normal((n, n), dtype=np.float32)
-    )
-    return (np.clip(b, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
-
-
-def _validate(findings: Iterable[str], seed: int, size: int, view: str) -> list[str]:
-    if isinstance(findings, str):
-        findings = [f for f in findings.split(",") if f.strip()]
-    names: set[str] = set()
-    for item in findings:
-        try:
-            name = canonical_label(item)
-        except ValueError:
-            raise InvalidInputError(
-                f"unknown finding {item!r}; the phantom renders: {', '.join(PHANTOM_FINDINGS)}"
-            ) from None
-        if name not in PHANTOM_FINDINGS:
-            raise InvalidInputError(
-                f"the phantom cannot render {name!r}; it renders: {', '.join(PHANTOM_FINDINGS)}"
-            )
-        names.add(name)
-    if not isinstance(seed, int | np.integer) or seed < 0:
-        raise InvalidInputError(f"seed must be a non-negative integer, got {seed!r}")
-    if not 64 <= size <= 4096:
-        raise InvalidInputError(f"size must be between 64 and 4096 pixels, got {size}")
-    if not isinstance(view, str) or view.upper() not in VIEWS:
-        raise InvalidInputError(
-            f"view {view!r} is not supported by the phantom; use one of: {', '.join(VIEWS)}"
-        )
-    return [name for name in CHEXPERT_LABELS if name in names and name != NO_FINDING]
