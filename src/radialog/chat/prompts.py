@@ -14,6 +14,13 @@ from radialog.model.prompt import IMPRESSION_PROMPT, correction_prompt
 EASY_LANGUAGE_PROMPT = EASY_LANGUAGE[0]
 SUMMARY_PROMPT = SUMMARIZE[0]
 
+# The slash commands that are one fixed instruction about the report (the one mapping).
+FOLLOW_UP_PROMPTS = {
+    "easy": EASY_LANGUAGE_PROMPT,
+    "summary": SUMMARY_PROMPT,
+    "impression": IMPRESSION_PROMPT,
+}
+
 
 def translate_prompt(language: str) -> str:
     language = " ".join(language.split())
@@ -24,6 +31,7 @@ def translate_prompt(language: str) -> str:
 
 __all__ = [
     "EASY_LANGUAGE_PROMPT",
+    "FOLLOW_UP_PROMPTS",
     "IMPRESSION_PROMPT",
     "SUMMARY_PROMPT",
     "correction_prompt",

@@ -27,13 +27,10 @@ from typing import Any
 
 import numpy as np
 
-from radialog import DISCLAIMER
 from radialog.chat.commands import CommandError, parse_command, resolve_label
 from radialog.chat.correction import CorrectionResult, check_correction, looks_like_report
 from radialog.chat.prompts import (
-    EASY_LANGUAGE_PROMPT,
-    IMPRESSION_PROMPT,
-    SUMMARY_PROMPT,
+    FOLLOW_UP_PROMPTS,
     correction_prompt,
     translate_prompt,
 )
@@ -41,6 +38,7 @@ from radialog.errors import InvalidInputError
 from radialog.imaging.io import XRay, read_xray
 from radialog.labels import CHEXPERT_LABELS
 from radialog.model.prompt import Conversation, findings_text, report_prompt
+from radialog.model.report import Report, with_total
 
 log = logging.getLogger(__name__)
 
@@ -221,21 +219,16 @@ class Session:
             self.turns.pop(0)
             raise
         self.turns.insert(1, Turn(ASSISTANT, text, "report", is_report=True))
-        # The analysis may have been computed earlier (cached): count its own timings.
-        timings["total"] = sum(timings.values())
-        self.report_data = {
-            "findings": dict(self.findings),
-            "thresholds": model_thresholds(self.model),
-            "predicted": list(self.predicted),
-            "report": text,
-            "model": _model_name(self.model),
-            "disclaimer": DISCLAIMER,
-            "timings": {k: round(float(v), 4) for k, v in timings.items()},
-        }
-        if self.consistency is not None:
-            self.report_data["consistency"] = self.consistency.to_dict()
-        if self.gate is not None:
-            self.report_data["gate"] = self.gate.to_dict()
+        self.report_data = Report(
+            findings=dict(self.findings),
+            predicted=list(self.predicted),
+            text=text,
+            model=_model_name(self.model),
+            timings=with_total(timings),
+            consistency=self.consistency,
+            thresholds=model_thresholds(self.model),
+            gate=self.gate.to_dict() if self.gate is not None else None,
+        ).to_dict()
         return text
 
     def _check_report(self, draft: str) -> str:
@@ -286,12 +279,8 @@ class Session:
             result = self.correct(cmd.add, cmd.remove, streamer)
             answer = result.report if result.answer is None else result.answer
             return Reply(answer, "correct", result)
-        if cmd.name == "easy":
-            return Reply(self.easy_language(streamer), "easy")
-        if cmd.name == "summary":
-            return Reply(self.summarize(streamer), "summary")
-        if cmd.name == "impression":
-            return Reply(self.impression(streamer), "impression")
+        if cmd.name in FOLLOW_UP_PROMPTS:
+            return Reply(self._fixed_follow_up(cmd.name, streamer), cmd.name)
         if cmd.name == "translate":
             return Reply(self.translate(cmd.argument, streamer), "translate")
         raise CommandError(f"/{cmd.name} is a terminal command; it cannot be sent as a message")
@@ -304,13 +293,8 @@ class Session:
         if cmd.name == "correct":
             prompt = correction_prompt(cmd.remove, cmd.add)
             return Turn(USER, text.strip(), "correct", prompt or text.strip())
-        prompts = {
-            "easy": EASY_LANGUAGE_PROMPT,
-            "summary": SUMMARY_PROMPT,
-            "impression": IMPRESSION_PROMPT,
-        }
-        if cmd.name in prompts:
-            return Turn(USER, text.strip(), cmd.name, prompts[cmd.name])
+        if cmd.name in FOLLOW_UP_PROMPTS:
+            return Turn(USER, text.strip(), cmd.name, FOLLOW_UP_PROMPTS[cmd.name])
         if cmd.name == "translate":
             return Turn(USER, text.strip(), "translate", translate_prompt(cmd.argument))
         raise CommandError(f"/{cmd.name} is a terminal command; it cannot be sent as a message")
@@ -337,13 +321,17 @@ class Session:
         return answer
 
     def easy_language(self, streamer: Any = None) -> str:
-        return self._follow_up(Turn(USER, "/easy", "easy", EASY_LANGUAGE_PROMPT), streamer)
+        return self._fixed_follow_up("easy", streamer)
 
     def summarize(self, streamer: Any = None) -> str:
-        return self._follow_up(Turn(USER, "/summary", "summary", SUMMARY_PROMPT), streamer)
+        return self._fixed_follow_up("summary", streamer)
 
     def impression(self, streamer: Any = None) -> str:
-        return self._follow_up(Turn(USER, "/impression", "impression", IMPRESSION_PROMPT), streamer)
+        return self._fixed_follow_up("impression", streamer)
+
+    def _fixed_follow_up(self, name: str, streamer: Any) -> str:
+        """/easy, /summary, /impression: one fixed instruction about the report."""
+        return self._follow_up(Turn(USER, f"/{name}", name, FOLLOW_UP_PROMPTS[name]), streamer)
 
     def translate(self, language: str, streamer: Any = None) -> str:
         try:

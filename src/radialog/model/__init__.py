@@ -17,7 +17,8 @@ from radialog.model.prompt import (
 )
 
 if TYPE_CHECKING:
-    from radialog.model.radialog_model import ImageAnalysis, RadialogModel, Report
+    from radialog.model.radialog_model import ImageAnalysis, RadialogModel
+    from radialog.model.report import Report
 
 __all__ = [
     "IMAGE_PLACEHOLDER",

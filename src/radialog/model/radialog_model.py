@@ -17,7 +17,7 @@ import json
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +25,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from radialog import DISCLAIMER
 from radialog.consistency import (
     Consistency,
     check_report,
@@ -77,6 +76,7 @@ from radialog.model.prompt import (
     report_conversation,
 )
 from radialog.model.repetition import AnyStop, StopOnRepeatedSentence, cut_repeated_sentences
+from radialog.model.report import Report, with_total
 
 log = logging.getLogger(__name__)
 
@@ -89,44 +89,6 @@ ADAPTER_DIR = "adapter"
 def weights_root() -> Path:
     """Directory of embedded trained models (`src/radialog/weights/<name>/`)."""
     return Path(__file__).resolve().parents[1] / "weights"
-
-
-@dataclass
-class Report:
-    """A generated report. `findings`: probability per CheXpert label (canonical order);
-    `predicted`: labels above their threshold after RaDialog's No-Finding rule (the findings
-    given to the LLM); `timings`: seconds per stage."""
-
-    findings: dict[str, float]
-    predicted: list[str]
-    text: str
-    model: str
-    timings: dict[str, float] = field(default_factory=dict)
-    disclaimer: str = DISCLAIMER
-    # The dialog so far (report prompt + this report), for follow-up questions.
-    conversation: Conversation | None = field(default=None, repr=False, compare=False)
-    # The labeler's check of the report against `predicted` (None when checking was off).
-    consistency: Consistency | None = None
-    thresholds: dict[str, float] = field(default_factory=dict)
-    # The input gate's verdict (radialog.gate.GateResult.to_dict()), set by the caller that
-    # screened the image.
-    gate: dict[str, Any] | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        out = {
-            "findings": {k: float(v) for k, v in self.findings.items()},
-            "thresholds": {k: round(float(v), 4) for k, v in self.thresholds.items()},
-            "predicted": list(self.predicted),
-            "report": self.text,
-            "model": self.model,
-            "disclaimer": self.disclaimer,
-            "timings": {k: round(float(v), 4) for k, v in self.timings.items()},
-        }
-        if self.consistency is not None:
-            out["consistency"] = self.consistency.to_dict()
-        if self.gate is not None:
-            out["gate"] = dict(self.gate)
-        return out
 
 
 @dataclass
@@ -996,7 +958,6 @@ class RadialogModel(nn.Module):
         missing/unlisted findings; its answer replaces the report only if it is more consistent
         (the first draft is kept in `consistency.original_report`). A streamer sees the first
         draft only."""
-        t0 = time.perf_counter()
         analysis = self.analyse_image(image)
         conversation = report_conversation(findings_text(analysis.predicted))
         t1 = time.perf_counter()
@@ -1026,7 +987,7 @@ class RadialogModel(nn.Module):
                     **generation,
                 )
             timings["check"] = time.perf_counter() - t2
-        timings["total"] = time.perf_counter() - t0
+        timings = with_total(timings)
         return Report(
             findings=analysis.findings,
             predicted=analysis.predicted,
