@@ -8,7 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from radialog.fileio import atomic_dir, atomic_open, atomic_write_json, atomic_write_text
+from radialog.fileio import (
+    atomic_dir,
+    atomic_open,
+    atomic_path,
+    atomic_write_json,
+    atomic_write_text,
+)
 
 
 def test_write_replaces_and_leaves_no_temp_file(tmp_path: Path) -> None:
@@ -57,3 +63,17 @@ def test_atomic_dir_replaces_only_when_asked(tmp_path: Path) -> None:
         atomic_dir(out, broken)
     assert (out / "v").read_text() == "2"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
+
+
+def test_atomic_path_for_writers_that_open_the_file_themselves(tmp_path: Path) -> None:
+    target = tmp_path / "m.gguf"
+    with atomic_path(target) as tmp:
+        assert tmp.parent == tmp_path and tmp != target
+        tmp.write_bytes(b"GGUF v1")
+        assert not target.exists()  # nobody sees it before the rename
+    assert target.read_bytes() == b"GGUF v1"
+    with pytest.raises(RuntimeError), atomic_path(target) as tmp:
+        tmp.write_bytes(b"GGUF half")
+        raise RuntimeError("crash mid-write")
+    assert target.read_bytes() == b"GGUF v1"
+    assert [p.name for p in tmp_path.iterdir()] == ["m.gguf"]

@@ -45,6 +45,27 @@ def atomic_open(path: str | Path, mode: str = "w", *, newline: str | None = None
         raise
 
 
+@contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """A temporary path beside `path` for writers that open the file themselves (a GGUF
+    writer). On a clean exit the file is fsynced and renamed over `path`; on an exception it
+    is removed and `path` is left as it was."""
+    target = Path(path).expanduser()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        yield tmp
+        with tmp.open("rb+") as fh:
+            os.fsync(fh.fileno())
+        tmp.chmod(0o666 & ~_umask())
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
 def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
     """Write `data` to `path` atomically; returns the (user-expanded) target path."""
     with atomic_open(path, "wb") as fh:

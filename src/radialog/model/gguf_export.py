@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +30,7 @@ import numpy as np
 import torch
 
 from radialog.errors import CheckpointError
+from radialog.fileio import atomic_path
 
 log = logging.getLogger(__name__)
 
@@ -164,45 +164,42 @@ def export_gguf(
     deltas = dict(lora_deltas(llm) if deltas is None else deltas)
     dtype = np.float16 if weights == "f16" else np.float32
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-    writer = GGUFWriter(tmp, arch, use_temp_file=False)
-    try:
-        for key, field in reader.fields.items():
-            if key.startswith("GGUF.") or key == "general.architecture":
-                continue  # written by GGUFWriter itself
-            main = GGUFValueType(field.types[0])
-            sub = GGUFValueType(field.types[-1]) if main == GGUFValueType.ARRAY else None
-            writer.add_key_value(key, field.contents(), main, sub_type=sub)
-        for tensor in reader.tensors:
-            name = tensor.name.removesuffix(".weight")
-            delta = deltas.pop(name, None)
-            raw = np.asarray(tensor.data)
-            keep_raw = len(tensor.shape) < 2 or (weights == "source" and delta is None)
-            if keep_raw:  # norms (F32 vectors), or unadapted tensors in "source" mode
-                writer.add_tensor(
-                    tensor.name, raw, raw_shape=list(raw.shape), raw_dtype=tensor.tensor_type
+    with atomic_path(out) as tmp:
+        writer = GGUFWriter(tmp, arch, use_temp_file=False)
+        try:
+            for key, field in reader.fields.items():
+                if key.startswith("GGUF.") or key == "general.architecture":
+                    continue  # written by GGUFWriter itself
+                main = GGUFValueType(field.types[0])
+                sub = GGUFValueType(field.types[-1]) if main == GGUFValueType.ARRAY else None
+                writer.add_key_value(key, field.contents(), main, sub_type=sub)
+            for tensor in reader.tensors:
+                name = tensor.name.removesuffix(".weight")
+                delta = deltas.pop(name, None)
+                raw = np.asarray(tensor.data)
+                keep_raw = len(tensor.shape) < 2 or (weights == "source" and delta is None)
+                if keep_raw:  # norms (F32 vectors), or unadapted tensors in "source" mode
+                    writer.add_tensor(
+                        tensor.name, raw, raw_shape=list(raw.shape), raw_dtype=tensor.tensor_type
+                    )
+                    continue
+                weight = quants.dequantize(tensor.data, tensor.tensor_type).astype(np.float32)
+                if delta is not None:
+                    d = delta.numpy()
+                    if name.endswith("attn_q"):
+                        d = rope_permute(d, heads)
+                    elif name.endswith("attn_k"):
+                        d = rope_permute(d, kv_heads)
+                    weight = weight + d
+                writer.add_tensor(tensor.name, weight.astype(dtype))
+            if deltas:
+                raise CheckpointError(
+                    f"LoRA tensors with no GGUF counterpart: {sorted(deltas)[:3]}"
                 )
-                continue
-            weight = quants.dequantize(tensor.data, tensor.tensor_type).astype(np.float32)
-            if delta is not None:
-                d = delta.numpy()
-                if name.endswith("attn_q"):
-                    d = rope_permute(d, heads)
-                elif name.endswith("attn_k"):
-                    d = rope_permute(d, kv_heads)
-                weight = weight + d
-            writer.add_tensor(tensor.name, weight.astype(dtype))
-        if deltas:
-            raise CheckpointError(f"LoRA tensors with no GGUF counterpart: {sorted(deltas)[:3]}")
-        writer.write_header_to_file()
-        writer.write_kv_data_to_file()
-        writer.write_tensors_to_file()
-        writer.close()
-        os.replace(tmp, out)
-    except BaseException:
-        writer.close()
-        tmp.unlink(missing_ok=True)
-        raise
+            writer.write_header_to_file()
+            writer.write_kv_data_to_file()
+            writer.write_tensors_to_file()
+        finally:
+            writer.close()
     log.info("wrote %s (LoRA merged, %s weights)", out, weights)
     return out

@@ -17,8 +17,6 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import logging
-import shutil
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -26,6 +24,7 @@ from typing import Any
 import torch
 
 from radialog.errors import ModelNotFoundError
+from radialog.fileio import atomic_dir
 from radialog.model.config import LLMConfig, LoraSettings
 from radialog.model.prompt import IMAGE_PLACEHOLDER, SEP2
 from radialog.paths import cache_dir
@@ -111,19 +110,13 @@ def _cache_key(path: Path) -> str:
 
 
 def _atomic_save(target: Path, save: Any) -> None:
-    """Write a directory via a temp dir + rename so concurrent readers never see half a cache."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}-"))
+    """Write a cache directory atomically (`fileio.atomic_dir`): concurrent readers never see
+    half of it, and when another process wrote it first, theirs is kept."""
     try:
-        tmp.chmod(0o755)  # mkdtemp makes it private; the cache is meant to be shared
-        save(tmp)
-        try:
-            tmp.rename(target)
-        except OSError:  # another process won the race
-            shutil.rmtree(tmp, ignore_errors=True)
-    except Exception:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        atomic_dir(target, save, replace=False)
+    except OSError:
+        if not target.is_dir():
+            raise  # a real failure, not a lost race
 
 
 @contextlib.contextmanager
