@@ -18,6 +18,7 @@ from radialog.convert.mapping import find_prefix, load_into, strip_prefix
 from radialog.convert.readers import load_torch_file, tensor_dict
 from radialog.convert.report import PartReport
 from radialog.errors import CheckpointError
+from radialog.imaging.sizes import CLASSIFIER_CROP, RESIZE
 from radialog.model.adapters import build_adapter
 from radialog.model.classifier import FindingsHead
 from radialog.model.config import ClassifierConfig, EncoderConfig, RadialogConfig
@@ -81,8 +82,8 @@ class ClassifierCheckpoint:
                 kind="biovil_t",
                 output="projected",
                 joint_feature_size=self.joint_feature_size,
-                resize=512,
-                crop=488,
+                resize=RESIZE,
+                crop=CLASSIFIER_CROP,
             ),
             pool_grid=self.pool_grid,
             hidden=self.hidden,

@@ -32,6 +32,7 @@ from radialog.convert.report import ConversionReport, PartReport
 from radialog.convert.v2 import find_classifier, require_base
 from radialog.convert.writer import write_model
 from radialog.errors import CheckpointError, InvalidInputError, ModelNotFoundError
+from radialog.imaging.sizes import ENCODER_CROP, RESIZE
 from radialog.model.base_llm import read_base_config
 from radialog.model.config import (
     AdapterConfig,
@@ -243,8 +244,8 @@ def convert_v1(
             kind="biovil_t",
             output="projected",
             joint_feature_size=vision_width,
-            resize=512,
-            crop=448,
+            resize=RESIZE,
+            crop=ENCODER_CROP,
         ),
         adapter=adapter_cfg,
         classifier=cls_ckpt.config(),

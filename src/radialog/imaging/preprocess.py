@@ -19,10 +19,7 @@ import torch
 from PIL import Image
 
 from radialog.imaging.io import XRay, read_xray
-
-RESIZE = 512
-ENCODER_CROP = 448
-CLASSIFIER_CROP = 488
+from radialog.imaging.sizes import CLASSIFIER_CROP, ENCODER_CROP, RESIZE
 
 __all__ = [
     "CLASSIFIER_CROP",

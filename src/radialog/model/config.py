@@ -14,14 +14,10 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from radialog.errors import InvalidInputError, ModelNotFoundError
+from radialog.imaging.sizes import ENCODER_CROP, RESIZE
 
 # Text-generation backends of RadialogModel (see its `generation_backend`).
 GENERATION_BACKENDS = ("auto", "fast", "hf", "llamacpp")
-
-# RaDialog's preprocessing: shorter side to 512, centre crop 448 (report) / 488 (classifier).
-DEFAULT_RESIZE = 512
-DEFAULT_ENCODER_CROP = 448
-DEFAULT_CLASSIFIER_CROP = 488
 
 
 @dataclass
@@ -38,8 +34,8 @@ class EncoderConfig:
     # "small_cnn": channels per stage (each stage halves the resolution).
     channels: list[int] = field(default_factory=lambda: [32, 64, 128, 256])
     # Preprocessing that belongs to this encoder.
-    resize: int = DEFAULT_RESIZE
-    crop: int = DEFAULT_ENCODER_CROP
+    resize: int = RESIZE
+    crop: int = ENCODER_CROP
     trainable: bool = True
 
 
