@@ -39,7 +39,7 @@ demo: $(STAMP)
 	$(PY) -m radialog demo
 
 test: $(STAMP) $(LLAMACPP_STAMP) browser-deps
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=30
 
 test-fast: $(STAMP)
 	$(PY) -m pytest -q -m "not e2e and not browser and not slow"

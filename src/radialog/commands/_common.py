@@ -190,3 +190,16 @@ def screen_image(args: argparse.Namespace, xray, name: str):  # noqa: ANN001, AN
     if result.decision == "warn":
         log.warning("input gate: %s %s (score %.2f)", name, result.message, result.score)
     return result
+
+
+def add_image_report_arguments(parser: argparse.ArgumentParser) -> None:
+    """What every command that reports on one X-ray file takes: the image and the model."""
+    parser.add_argument("image", help="chest X-ray: PNG, JPEG (8/16-bit) or DICOM")
+    add_model_argument(parser)
+
+
+def add_report_safety_arguments(parser: argparse.ArgumentParser) -> None:
+    """Repetition penalties, the consistency repair switch and the input gate's --force."""
+    add_penalty_arguments(parser)
+    add_repair_argument(parser)
+    add_force_argument(parser)

@@ -12,20 +12,17 @@ from pathlib import Path
 from typing import TextIO
 
 from radialog.commands._common import (
-    add_force_argument,
+    add_image_report_arguments,
     add_max_context_tokens_argument,
     add_max_new_tokens_argument,
-    add_model_argument,
-    add_penalty_arguments,
-    add_repair_argument,
+    add_report_safety_arguments,
     load_model,
     screen_image,
 )
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("image", help="chest X-ray: PNG, JPEG (8/16-bit) or DICOM")
-    add_model_argument(parser)
+    add_image_report_arguments(parser)
     add_max_new_tokens_argument(parser)
     add_max_context_tokens_argument(parser)
     parser.add_argument("--sample", action="store_true", help="sample instead of greedy decoding")
@@ -34,9 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--seed", type=int, default=None, help="with --sample: reproducible answers"
     )
-    add_penalty_arguments(parser)
-    add_repair_argument(parser)
-    add_force_argument(parser)
+    add_report_safety_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:

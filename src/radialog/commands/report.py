@@ -7,24 +7,19 @@ import json
 import sys
 
 from radialog.commands._common import (
-    add_force_argument,
+    add_image_report_arguments,
     add_max_new_tokens_argument,
-    add_model_argument,
-    add_penalty_arguments,
-    add_repair_argument,
+    add_report_safety_arguments,
     load_model,
     screen_image,
 )
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("image", help="chest X-ray: PNG, JPEG (8/16-bit) or DICOM")
-    add_model_argument(parser)
+    add_image_report_arguments(parser)
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     add_max_new_tokens_argument(parser, help="generation length cap")
-    add_penalty_arguments(parser)
-    add_repair_argument(parser)
-    add_force_argument(parser)
+    add_report_safety_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -16,6 +16,27 @@ from radialog.commands._common import (
 
 log = logging.getLogger(__name__)
 
+# The server's limits: (flag, ServeSettings field, type, help). Defaults live in ServeSettings.
+_LIMITS = (
+    ("--max-upload-mb", "max_upload_mb", float, "largest image accepted, in MiB; then 413"),
+    (
+        "--max-pixels",
+        "max_pixels",
+        int,
+        "largest image accepted, in pixels (width x height x frames, read from the file "
+        "header before decoding); then 413. The largest real chest X-rays have about "
+        "4,300 x 3,500 = 15 M",
+    ),
+    ("--max-concurrency", "max_concurrency", int, "model calls at once"),
+    ("--queue-size", "queue_size", int, "requests that may wait for the model; then 503"),
+    (
+        "--timeout",
+        "timeout_s",
+        float,
+        "seconds per request, queue wait included; then 504 and generation stops",
+    ),
+)
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from radialog.serve.settings import ServeSettings
@@ -32,39 +53,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="require this key (Authorization: Bearer KEY) (default: env RADIALOG_API_KEY, "
         "else none)",
     )
-    parser.add_argument(
-        "--max-upload-mb",
-        type=float,
-        default=defaults.max_upload_mb,
-        help="largest image accepted, in MiB; then 413 (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--max-pixels",
-        type=int,
-        default=defaults.max_pixels,
-        help="largest image accepted, in pixels (width x height x frames, read from the file "
-        "header before decoding); then 413. The largest real chest X-rays have about "
-        "4,300 x 3,500 = 15 M (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--max-concurrency",
-        type=int,
-        default=defaults.max_concurrency,
-        help="model calls at once (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--queue-size",
-        type=int,
-        default=defaults.queue_size,
-        help="requests that may wait for the model; then 503 (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--timeout",
-        type=float,
-        default=defaults.timeout_s,
-        help="seconds per request, queue wait included; then 504 and generation stops "
-        "(default: %(default)s)",
-    )
+    for flag, name, kind, help in _LIMITS:
+        parser.add_argument(
+            flag,
+            dest=name,
+            metavar=flag.removeprefix("--").replace("-", "_").upper(),
+            type=kind,
+            default=getattr(defaults, name),
+            help=f"{help} (default: %(default)s)",
+        )
     add_max_new_tokens_argument(
         parser,
         default=defaults.max_new_tokens,
@@ -82,13 +79,9 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         settings = ServeSettings(
-            max_upload_mb=args.max_upload_mb,
-            max_concurrency=args.max_concurrency,
-            queue_size=args.queue_size,
-            timeout_s=args.timeout,
+            **{name: getattr(args, name) for _, name, _, _ in _LIMITS},
             max_new_tokens=args.max_new_tokens,
             max_context_tokens=args.max_context_tokens,
-            max_pixels=args.max_pixels,
             repair=args.repair,
             api_key=args.api_key or None,
         )

@@ -231,12 +231,11 @@ def correction_outcome(request: CorrectionRequest, before: Any, after: Any) -> C
 
 
 def _ci_entries(name_values: Mapping[str, np.ndarray], conv: Mapping[str, str], options: Any):
-    from radialog.evaluation.scoring import metric_entries_with_ci
-    from radialog.metrics.bootstrap import mean_statistic
+    from radialog.metrics.bootstrap import mean_statistic, reported_metrics
 
     stats = [mean_statistic(k, v, conv[k]) for k, v in name_values.items()]
     n = len(next(iter(name_values.values())))
-    return metric_entries_with_ci(stats, n, options.n_bootstrap, options.seed)
+    return reported_metrics(stats, n, options.n_bootstrap, options.seed)
 
 
 _CORRECTION_CONVENTIONS = {

@@ -20,11 +20,10 @@ from radialog.labels import CHEXPERT_LABELS
 from radialog.metrics import RADIALOG_CE, score_reports
 from radialog.metrics.bootstrap import (
     Statistic,
-    confidence_intervals,
     finite_or_none,
     mean_statistic,
-    metric_entries,
     paired_bootstrap,
+    reported_metrics,
 )
 from radialog.metrics.clinical import (
     ClinicalCounts,
@@ -44,14 +43,6 @@ QA_KEYS = {
     "accuracy": f"{CE_CONVENTION}/accuracy_mean/14",
     "micro_f1": f"{CE_CONVENTION}/f1_micro/14",
 }
-
-
-def metric_entries_with_ci(
-    stats: Sequence[Statistic], n: int, samples: int, seed: int
-) -> dict[str, dict]:
-    """Each statistic as a reported metric, with its bootstrap interval when `samples` > 0."""
-    cis = confidence_intervals(stats, n, samples, seed) if samples > 0 else {}
-    return metric_entries(stats, cis)
 
 
 def score_texts(
@@ -285,7 +276,7 @@ def classifier_metrics(
         for s in clinical_statistics(pred, ref_matrix, CE_CONVENTION)
         if s.name == QA_KEYS["macro_f1"]
     ]
-    entries = metric_entries_with_ci(stats, len(pred), options.n_bootstrap, options.seed)
+    entries = reported_metrics(stats, len(pred), options.n_bootstrap, options.seed)
     return {
         "macro_auroc": {
             "value": _macro_auc(probs, ref_matrix),
@@ -326,7 +317,7 @@ def list_rows(records: Any, ids: Sequence[str]) -> list[list[int]]:
 def _score_label_task(pred: np.ndarray, ref: np.ndarray, task: str, options: Any) -> dict[str, Any]:
     """Macro F1 / P / R, accuracy and macro AUC of parsed answers against the reference labels."""
     stats = [s for s in clinical_statistics(pred, ref, CE_CONVENTION) if s.name in QA_KEYS.values()]
-    entries = metric_entries_with_ci(stats, len(pred), options.n_bootstrap, options.seed)
+    entries = reported_metrics(stats, len(pred), options.n_bootstrap, options.seed)
     metrics = {name: entries[key] for name, key in QA_KEYS.items()}
     metrics["macro_auc"] = {
         "value": _macro_auc(pred, ref),
@@ -390,7 +381,7 @@ def score_views(
     if not true:
         log.warning("view: no item has a known view (AP/PA/LATERAL/LL)")
         return {"n": 0, "metrics": {}, "confusion": {}}
-    metrics = metric_entries_with_ci(view_statistics(true, pred), len(true), samples, seed)
+    metrics = reported_metrics(view_statistics(true, pred), len(true), samples, seed)
     confusion: dict[str, dict[str, int]] = {}
     for t, p in zip(true, pred, strict=True):
         confusion.setdefault(t, {}).setdefault(p, 0)

@@ -121,6 +121,15 @@ def metric_entries(
     }
 
 
+def reported_metrics(
+    statistics: Iterable[Statistic], n: int, samples: int, seed: int
+) -> dict[str, dict]:
+    """`metric_entries` with each statistic's bootstrap interval (none when `samples` is 0)."""
+    stats = list(statistics)
+    cis = confidence_intervals(stats, n, samples, seed) if samples > 0 else {}
+    return metric_entries(stats, cis)
+
+
 @dataclass(frozen=True)
 class PairedResult:
     """System A minus system B on one metric, from paired resamples."""

@@ -67,7 +67,8 @@ def train_stage(
     """
     import torch
 
-    from radialog.train.common import build_model, seed_everything
+    from radialog.fileio import atomic_write_text
+    from radialog.train.common import StageInputs, build_model, seed_everything
     from radialog.train.loop import run_training
 
     if not isinstance(config, TrainConfig):
@@ -84,9 +85,11 @@ def train_stage(
             prev = json.loads(saved.read_text()).get("init")
             init_path = Path(prev) if prev else None
     model = build_model(config, init_path)
-    task = _task_class(stage)(model, config, stage_cfg, data=data, show_progress=show_progress)
+    inputs = StageInputs(model, config, stage_cfg, data=data, show_progress=show_progress)
+    task = _task_class(stage)(inputs)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "run.json").write_text(
+    atomic_write_text(
+        out / "run.json",
         json.dumps(
             {
                 "stage": stage,
@@ -95,7 +98,7 @@ def train_stage(
                 "config": config.to_dict(),
             },
             indent=2,
-        )
+        ),
     )
     seed_everything(config.seed)  # same RNG stream whatever the data loading consumed
     return run_training(

@@ -38,8 +38,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from radialog.model.prompt import IMAGE_PLACEHOLDER, Conversation
-from radialog.train.common import freeze_all_but, load_studies, set_train_mode
-from radialog.train.config import StageConfig, TrainConfig
+from radialog.train.common import StageInputs, freeze_all_but, load_studies, set_train_mode
 from radialog.train.data import ImageBank, report_text, study_image_source
 
 log = logging.getLogger(__name__)
@@ -200,14 +199,9 @@ class AlignTask:
     name = "align"
     selection_metric = None  # RaDialog keeps a fixed epoch; we keep the last step
 
-    def __init__(
-        self,
-        radialog: Any,
-        config: TrainConfig,
-        stage: StageConfig,
-        data: dict[str, list[Any]] | None = None,
-        show_progress: bool = True,
-    ):
+    def __init__(self, inputs: StageInputs):
+        radialog, config, stage = inputs.radialog, inputs.config, inputs.stage
+        data, show_progress = inputs.data, inputs.show_progress
         opts = stage.options
         self.augment = bool(opts.get("augment", False))
         self.text_max_tokens = int(opts.get("text_max_tokens", 96))

@@ -27,8 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from radialog.train.common import freeze_all_but, load_studies, set_train_mode
-from radialog.train.config import StageConfig, TrainConfig
+from radialog.train.common import StageInputs, freeze_all_but, load_studies, set_train_mode
 from radialog.train.data import ImageBank, label_targets, log_class_weights, study_image_source
 from radialog.train.thresholds import classification_metrics, tune_thresholds
 
@@ -56,14 +55,9 @@ class ClassifierModule(nn.Module):
 class ClassifierTask:
     name = "classifier"
 
-    def __init__(
-        self,
-        radialog: Any,
-        config: TrainConfig,
-        stage: StageConfig,
-        data: dict[str, list[Any]] | None = None,
-        show_progress: bool = True,
-    ):
+    def __init__(self, inputs: StageInputs):
+        radialog, config, stage = inputs.radialog, inputs.config, inputs.stage
+        data, show_progress = inputs.data, inputs.show_progress
         opts = stage.options
         self.select = opts.get("select", "macro_f1")
         self.selection_metric = self.select

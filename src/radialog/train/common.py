@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -11,9 +12,20 @@ import torch
 from torch import nn
 
 from radialog.errors import InvalidInputError
-from radialog.train.config import TrainConfig
+from radialog.train.config import StageConfig, TrainConfig
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class StageInputs:
+    """What every stage task is built from (`train_stage` makes it once per stage)."""
+
+    radialog: Any
+    config: TrainConfig
+    stage: StageConfig
+    data: Mapping[str, Sequence[Any]] | None = None
+    show_progress: bool = True
 
 
 def build_model(config: TrainConfig, init: Path | None) -> Any:

@@ -26,8 +26,7 @@ from torch import nn
 
 from radialog.errors import InvalidInputError
 from radialog.model.prompt import IMAGE_PLACEHOLDER, Conversation
-from radialog.train.common import freeze_all_but, lora_parameters, set_train_mode
-from radialog.train.config import StageConfig, TrainConfig
+from radialog.train.common import StageInputs, freeze_all_but, lora_parameters, set_train_mode
 from radialog.train.data import ImageBank, InstructSample, read_instruct_jsonl, resolve_image
 
 log = logging.getLogger(__name__)
@@ -87,14 +86,9 @@ class InstructTask:
     name = "instruct"
     selection_metric = None
 
-    def __init__(
-        self,
-        radialog: Any,
-        config: TrainConfig,
-        stage: StageConfig,
-        data: dict[str, list[Any]] | None = None,
-        show_progress: bool = True,
-    ):
+    def __init__(self, inputs: StageInputs):
+        radialog, config, stage = inputs.radialog, inputs.config, inputs.stage
+        data, show_progress = inputs.data, inputs.show_progress
         opts = stage.options
         path = opts.get("data")
         if not path:
