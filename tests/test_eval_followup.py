@@ -237,6 +237,7 @@ def test_normal_baseline_writes_the_constant_report_without_model_or_images(tmp_
         _options(tasks=("text_correction",), baseline="normal").resolved_tasks()
 
 
+@pytest.mark.slow  # the real IU test split through the CLI, with METEOR (Java)
 @pytest.mark.skipif(not IU_R2GEN_ANNOTATION.is_file(), reason="R2Gen IU split file missing")
 def test_cli_text_tasks_on_iu(tmp_path):
     from radialog.paths import package_dir

@@ -13,6 +13,10 @@ import torch
 
 pytest.importorskip("llama_cpp", reason="llama-cpp-python is installed by `make test`")
 
+pytestmark = (
+    pytest.mark.slow
+)  # each test loads the embedded model and exports or records its LLM (10-50 s)
+
 from data_paths import EXAMPLE_IMAGE, REPO  # noqa: E402
 from gguf_tiny import tiny_gguf_model  # noqa: E402
 from radialog.model import lazy_llm, llamacpp  # noqa: E402

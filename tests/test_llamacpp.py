@@ -11,6 +11,10 @@ import torch
 
 pytest.importorskip("llama_cpp", reason="llama-cpp-python is installed by `make test`")
 
+pytestmark = (
+    pytest.mark.slow
+)  # GGUF exports and llama.cpp loads of the embedded model take 5-30 s each
+
 from gguf import GGUFReader, quants  # noqa: E402
 
 from gguf_tiny import tiny_gguf_model  # noqa: E402

@@ -25,6 +25,7 @@ def _write(tmp_path, preds, refs):
     return pred_path, ref_path
 
 
+@pytest.mark.slow  # every metric, METEOR through Java and BERTScore included
 def test_score_end_to_end(tmp_path, capsys):
     preds, refs = shuffled_pairs(40)
     pred_path, ref_path = _write(tmp_path, preds, refs)
