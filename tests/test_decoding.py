@@ -8,7 +8,12 @@ import pytest
 import torch
 
 from gguf_tiny import random_lora
-from radialog.model.decoding import FastDecoder, FastOptions, _HFStepper, decoder_for
+from radialog.model.decoding import (
+    FastOptions,
+    HFForwardStepper,
+    StepDecoder,
+    decoder_for,
+)
 from radialog.model.prompt import Conversation, report_conversation
 from radialog.model.radialog_model import RadialogModel
 
@@ -203,8 +208,7 @@ def test_decoder_rebuilt_when_weights_change(tiny: RadialogModel) -> None:
 def test_hf_forward_fallback_identical(tiny: RadialogModel) -> None:
     inputs = _inputs(tiny, [0, 2, 3])
     eos = tiny.codec.eos_token_id
-    decoder = FastDecoder(tiny.llm)
-    decoder.stepper, decoder.kind = _HFStepper(tiny.llm), "hf-forward"
+    decoder = StepDecoder(HFForwardStepper(tiny.llm))  # the same loop around the model's forward
     out = decoder.decode(
         inputs["inputs_embeds"],
         inputs["attention_mask"],

@@ -38,7 +38,7 @@ def tiny_gguf(tmp_path_factory):
         model = tiny_gguf_model(root, ALL_PROJECTIONS)
         model.llamacpp_options = llamacpp.LlamaCppOptions(weights="f32", threads=1)
         yield model, root
-        llamacpp._DECODERS.pop(model.llm, None)
+        llamacpp.LLAMACPP_DECODERS.forget(model.llm)
 
 
 def _conversations() -> list[Conversation]:
@@ -266,7 +266,7 @@ def test_every_llamacpp_load_turns_off_the_amx_repack_buffers(tiny_gguf, model_l
     assert top.llama_model_default_params().use_extra_bufts  # llama.cpp's default is on
     model, root = tiny_gguf
     # 1. the generation backend (C API), through a fresh decoder
-    llamacpp._DECODERS.pop(model.llm, None)
+    llamacpp.LLAMACPP_DECODERS.forget(model.llm)
     model.generate(Conversation().add_user("hi"), max_new_tokens=2, backend="llamacpp")
     # 2. llama-cpp-python's Llama: the replay generator and the benchmark's reference row
     monkeypatch.setattr("radialog.model.llm.load_tokenizer", lambda source: None)

@@ -15,7 +15,7 @@ matrix products. `FastDecoder` instead
 
 In float32 its greedy output is the same as `generate()`'s (same maths; tested on the tiny model
 and measured on SmolLM2 by `benchmarks/generate.py`). Models that are not Llama-architecture, or
-LoRA variants it cannot merge (DoRA), use `_HFStepper`: the same loop around the model's own
+LoRA variants it cannot merge (DoRA), use `HFForwardStepper`: the same loop around the model's own
 forward with a `DynamicCache`.
 
 Semantics follow `generate()`: the prompt is given as `inputs_embeds` + left-padding
@@ -33,13 +33,15 @@ import warnings
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, Protocol, TypeVar
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 log = logging.getLogger(__name__)
+
+D = TypeVar("D")
 
 QUANTIZE_CHOICES = (None, "int8", "int8-weight")
 
@@ -191,6 +193,38 @@ class _LlamaLayer(nn.Module):
         self.norm2 = _RMSNorm(layer.post_attention_layernorm.weight, eps, dtype)
 
 
+class Stepper(Protocol):
+    """One forward step of a causal LM with a KV cache: what `StepDecoder`'s loop drives.
+
+    Implemented by `LlamaStepper` (own kernels), `HFForwardStepper` (the model's own forward) and
+    `llamacpp.LlamaCppStepper` (llama.cpp)."""
+
+    @property
+    def device(self) -> torch.device: ...
+
+    def prefill(
+        self,
+        embeds: torch.Tensor,
+        attention_mask: torch.Tensor,
+        positions: torch.Tensor,
+        total: int,
+    ) -> tuple[torch.Tensor, Any]:
+        """Run the left-padded prompt (B, L, H); room for `total` positions. -> (logits (B, V),
+        the state `step` continues from)."""
+        ...
+
+    def step(
+        self,
+        state: Any,
+        tokens: torch.Tensor,
+        positions: torch.Tensor,
+        key_bias: torch.Tensor,
+        index: int,
+    ) -> torch.Tensor:
+        """One new token per row at cache slot `index` -> logits (B, V)."""
+        ...
+
+
 class LlamaStepper(nn.Module):
     """Compact forward of a transformers LlamaForCausalLM with merged, fused weights."""
 
@@ -329,7 +363,7 @@ class LlamaStepper(nn.Module):
         return self._logits(h[:, -1])
 
 
-class _HFStepper:
+class HFForwardStepper:
     """The decode loop around the model's own forward (any architecture, LoRA unmerged)."""
 
     def __init__(self, llm: Any) -> None:
@@ -426,30 +460,14 @@ class PenaltyProcessor:
         return apply_penalties(scores, counts, self.frequency, self.presence)
 
 
-class FastDecoder:
-    """Inference-only decoder for a causal LM (see the module docstring).
+class StepDecoder:
+    """The token loop around any `Stepper`: greedy or sampled, penalties, stopping, streaming.
 
-    Build once per set of weights (`FastDecoder(llm, options)` copies/merges the weights: about
-    the LLM's size again in `options.dtype`); `decode` many times, also from several threads
-    (each call has its own KV cache). `decoder_for` caches one per LLM and rebuilds it when the
-    weights change.
-    """
+    `FastDecoder` and `llamacpp.LlamaCppDecoder` each build a stepper and decode through one of
+    these (composition: the loop is written once)."""
 
-    def __init__(self, llm: Any, options: FastOptions | None = None) -> None:
-        self.options = options or FastOptions()
-        t0 = time.perf_counter()
-        try:
-            with torch.no_grad():
-                self.stepper: Any = LlamaStepper(llm, self.options)
-            self.kind = "llama"
-        except UnsupportedModel as exc:
-            if self.options != FastOptions():
-                raise ValueError(f"dtype/quantize options need a Llama model: {exc}") from exc
-            log.info("fast decoder: %s; using the model's own forward", exc)
-            self.stepper = _HFStepper(llm)
-            self.kind = "hf-forward"
-        self.build_seconds = time.perf_counter() - t0
-        log.debug("built %s fast decoder in %.2f s", self.kind, self.build_seconds)
+    def __init__(self, stepper: Stepper) -> None:
+        self.stepper = stepper
 
     @torch.inference_mode()
     def decode(
@@ -527,14 +545,73 @@ class FastDecoder:
         return dtype if dtype.is_floating_point else torch.float32
 
 
+class FastDecoder:
+    """Inference-only decoder for a causal LM in torch (see the module docstring).
+
+    Build once per set of weights (`FastDecoder(llm, options)` copies/merges the weights: about
+    the LLM's size again in `options.dtype`); `decode` many times, also from several threads
+    (each call has its own KV cache). `decoder_for` caches one per LLM and rebuilds it when the
+    weights change.
+    """
+
+    def __init__(self, llm: Any, options: FastOptions | None = None) -> None:
+        self.options = options or FastOptions()
+        t0 = time.perf_counter()
+        try:
+            with torch.no_grad():
+                stepper: Stepper = LlamaStepper(llm, self.options)
+            self.kind = "llama"
+        except UnsupportedModel as exc:
+            if self.options != FastOptions():
+                raise ValueError(f"dtype/quantize options need a Llama model: {exc}") from exc
+            log.info("fast decoder: %s; using the model's own forward", exc)
+            stepper = HFForwardStepper(llm)
+            self.kind = "hf-forward"
+        self.loop = StepDecoder(stepper)
+        self.build_seconds = time.perf_counter() - t0
+        log.debug("built %s fast decoder in %.2f s", self.kind, self.build_seconds)
+
+    @property
+    def stepper(self) -> Stepper:
+        return self.loop.stepper
+
+    def decode(
+        self, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor, **options: Any
+    ) -> torch.Tensor:
+        """`StepDecoder.decode`: new token ids for left-padded prompt embeddings."""
+        return self.loop.decode(inputs_embeds, attention_mask, **options)
+
+
 # --------------------------------------------------------------------------------------------
 # One decoder per LLM, rebuilt when its weights change
 # --------------------------------------------------------------------------------------------
 
-_DECODERS: weakref.WeakKeyDictionary[Any, dict[FastOptions, tuple[Any, FastDecoder]]] = (
-    weakref.WeakKeyDictionary()
-)
-_DECODERS_LOCK = threading.Lock()
+
+class DecoderCache(Generic[D]):
+    """One decoder per (LLM, options), rebuilt when the LLM's weights change; entries go with
+    the LLM (weak keys). The torch and the llama.cpp decoders each keep one."""
+
+    def __init__(self) -> None:
+        self._entries: weakref.WeakKeyDictionary[Any, dict[Any, tuple[Any, D]]] = (
+            weakref.WeakKeyDictionary()
+        )
+        self._lock = threading.Lock()
+
+    def get(self, llm: nn.Module, options: Any, build: Callable[[], D]) -> D:
+        key = weights_fingerprint(llm)
+        with self._lock:
+            per_llm = self._entries.setdefault(llm, {})
+            cached = per_llm.get(options)
+            if cached is not None and cached[0] == key:
+                return cached[1]
+            decoder = build()
+            per_llm[options] = (key, decoder)
+            return decoder
+
+    def forget(self, llm: nn.Module) -> None:
+        """Drop `llm`'s decoders (the next `get` builds a new one)."""
+        with self._lock:
+            self._entries.pop(llm, None)
 
 
 def weights_fingerprint(llm: nn.Module) -> tuple[Any, ...]:
@@ -542,15 +619,10 @@ def weights_fingerprint(llm: nn.Module) -> tuple[Any, ...]:
     return tuple((p.data_ptr(), p._version) for p in llm.parameters())
 
 
+FAST_DECODERS: DecoderCache[FastDecoder] = DecoderCache()
+
+
 def decoder_for(llm: nn.Module, options: FastOptions | None = None) -> FastDecoder:
     """The cached FastDecoder of `llm` for `options`, rebuilt if the LLM's weights changed."""
     options = options or FastOptions()
-    key = weights_fingerprint(llm)
-    with _DECODERS_LOCK:
-        per_llm = _DECODERS.setdefault(llm, {})
-        cached = per_llm.get(options)
-        if cached is not None and cached[0] == key:
-            return cached[1]
-        decoder = FastDecoder(llm, options)
-        per_llm[options] = (key, decoder)
-        return decoder
+    return FAST_DECODERS.get(llm, options, lambda: FastDecoder(llm, options))

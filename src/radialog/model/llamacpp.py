@@ -31,7 +31,7 @@ import torch
 
 from radialog.cpu import free_cores
 from radialog.errors import MissingDependencyError
-from radialog.model.decoding import FastDecoder, FastOptions
+from radialog.model.decoding import DecoderCache, StepDecoder
 
 log = logging.getLogger(__name__)
 
@@ -376,8 +376,11 @@ class LlamaCppStepper:
         return self._logits(list(range(len(ids))))
 
 
-class LlamaCppDecoder(FastDecoder):
-    """FastDecoder's loop over llama.cpp. One context per decoder: calls are serialised."""
+class LlamaCppDecoder:
+    """`StepDecoder`'s loop over a `LlamaCppStepper`. One context per decoder: calls are
+    serialised, and torch's threads rest while llama.cpp's run."""
+
+    kind = "llama.cpp"
 
     def __init__(
         self,
@@ -386,28 +389,22 @@ class LlamaCppDecoder(FastDecoder):
         embed: torch.Tensor | None = None,
         **stepper_options: Any,
     ) -> None:
-        self.options = FastOptions()
-        self.kind = "llama.cpp"
         self.path = gguf_path
-        self.build_seconds = 0.0
         self.threads = threads or free_cores()
         log.debug("llama.cpp threads: %d", self.threads)
         self.stepper = LlamaCppStepper(gguf_path, self.threads, embed, **stepper_options)
+        self.loop = StepDecoder(self.stepper)
         self._lock = threading.Lock()
 
-    def decode(self, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor, **kwargs: Any):
+    def decode(
+        self, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor, **options: Any
+    ) -> torch.Tensor:
         with self._lock, torch_idle():
-            return super().decode(inputs_embeds, attention_mask, **kwargs)
+            return self.loop.decode(inputs_embeds, attention_mask, **options)
 
 
-# --------------------------------------------------------------------------------------------
-# One decoder per LLM (exported GGUF cached on disk, loaded model cached in memory)
-# --------------------------------------------------------------------------------------------
-
-_DECODERS: weakref.WeakKeyDictionary[Any, dict[LlamaCppOptions, tuple[Any, LlamaCppDecoder]]] = (
-    weakref.WeakKeyDictionary()
-)
-_LOCK = threading.Lock()
+# One decoder per LLM (exported GGUF cached on disk, loaded model cached in memory).
+LLAMACPP_DECODERS: DecoderCache[LlamaCppDecoder] = DecoderCache()
 
 
 KEEP_EXPORTS = 4  # exported GGUFs kept in the cache (most recently used); each is model-sized
@@ -470,20 +467,14 @@ def llamacpp_decoder_for(
 ) -> LlamaCppDecoder:
     """The llama.cpp decoder for `llm` (whose weights came from the GGUF `source`), rebuilt
     when the LLM's weights change."""
-    from radialog.model.decoding import weights_fingerprint
-
     options = options or LlamaCppOptions()
     load_llama_cpp()  # fail with the install hint before exporting anything
-    key = weights_fingerprint(llm)
-    with _LOCK:
-        per_llm = _DECODERS.setdefault(llm, {})
-        cached = per_llm.get(options)
-        if cached is not None and cached[0] == key:
-            return cached[1]
+
+    def build() -> LlamaCppDecoder:
         path = exported_gguf(llm, source, options.weights)
-        decoder = LlamaCppDecoder(path, decoder_threads(options), llm.get_input_embeddings().weight)
-        per_llm[options] = (key, decoder)
-        return decoder
+        return LlamaCppDecoder(path, decoder_threads(options), llm.get_input_embeddings().weight)
+
+    return LLAMACPP_DECODERS.get(llm, options, build)
 
 
 def decoder_threads(options: LlamaCppOptions) -> int | None:
