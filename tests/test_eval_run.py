@@ -361,7 +361,7 @@ def test_identical_runs_compare_to_zero(full_run, tmp_path):
 def test_cli_on_mimic_fixture(model, tmp_path, monkeypatch, capsys):
     """The MIMIC path: findings section as reference, every image counts, views from metadata;
     BERTScore on (2 texts)."""
-    import radialog.commands._common as common
+    import radialog.commands.options as common
     from radialog.cli import main
 
     monkeypatch.setattr(common, "load_model", lambda args: model)

@@ -484,7 +484,7 @@ def test_composed_two_changes_long_lists_more_yes_and_clean_sentences(studies) -
 
 
 def test_dataset_args_are_typed_the_same_for_every_command() -> None:
-    from radialog.commands._common import dataset_kwargs
+    from radialog.commands.options import dataset_kwargs
     from radialog.errors import InvalidInputError
 
     parsed = dataset_kwargs(["size=288", "root=/data/mimic", "require_findings=False", "x=none"])

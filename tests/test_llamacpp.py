@@ -351,7 +351,7 @@ def test_torch_stays_idle_while_llamacpp_decodes(tiny_gguf, monkeypatch):
 def test_threads_flag_reaches_llamacpp(monkeypatch):
     from argparse import Namespace
 
-    from radialog.commands._common import load_model
+    from radialog.commands.options import load_model
 
     before = torch.get_num_threads()
     try:

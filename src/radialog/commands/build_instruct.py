@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from radialog.commands._common import dataset_kwargs
+from radialog.commands.options import dataset_kwargs
 from radialog.errors import InvalidInputError
 
 

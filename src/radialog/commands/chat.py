@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
-from radialog.commands._common import (
+from radialog.commands.options import (
     add_image_report_arguments,
     add_max_context_tokens_argument,
     add_max_new_tokens_argument,

@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from radialog.commands._common import (
+from radialog.commands.options import (
     add_force_argument,
     add_max_new_tokens_argument,
     add_model_argument,

@@ -17,7 +17,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from radialog.commands._common import (
+from radialog.commands.options import (
     add_labeler_argument,
     add_max_new_tokens_argument,
     add_metric_arguments,
@@ -113,7 +113,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.compare:
         return _run_compare(args)
-    from radialog.commands._common import load_model
+    from radialog.commands.options import load_model
     from radialog.data import load_dataset
     from radialog.evaluation import EvalOptions, parse_tasks, run_eval
     from radialog.evaluation.followup import MAX_NEW_TOKENS as TEXT_MAX_NEW_TOKENS

@@ -13,7 +13,7 @@ import json
 import sys
 from pathlib import Path
 
-from radialog.commands._common import add_labeler_argument
+from radialog.commands.options import add_labeler_argument
 from radialog.data.tables import read_reports
 
 PROGRESS_MIN = 200  # show a progress bar from this many reports on

@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from radialog.commands._common import (
+from radialog.commands.options import (
     add_image_report_arguments,
     add_max_new_tokens_argument,
     add_report_safety_arguments,

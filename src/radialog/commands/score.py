@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from radialog.commands._common import add_labeler_argument, add_metric_arguments
+from radialog.commands.options import add_labeler_argument, add_metric_arguments
 from radialog.data.tables import read_reports
 from radialog.errors import InvalidInputError
 from radialog.fileio import atomic_write_json

@@ -6,7 +6,7 @@ import argparse
 import ipaddress
 import logging
 
-from radialog.commands._common import (
+from radialog.commands.options import (
     add_max_context_tokens_argument,
     add_max_new_tokens_argument,
     add_model_argument,

@@ -12,7 +12,7 @@ import json
 import sys
 from pathlib import Path
 
-from radialog.commands._common import add_threads_argument
+from radialog.commands.options import add_threads_argument
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

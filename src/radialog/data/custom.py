@@ -20,7 +20,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from radialog.data._labeling import label_texts
+from radialog.data.labeling import label_texts
 from radialog.data.study import (
     KNOWN_VIEWS,
     Study,

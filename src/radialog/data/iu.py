@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from radialog.data._labeling import label_texts
+from radialog.data.labeling import label_texts
 from radialog.data.study import Study, StudyImage, hash_split, normalize_split, normalize_view
 from radialog.errors import InvalidInputError
 from radialog.paths import package_dir

@@ -24,7 +24,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import IO, Any
 
-from radialog.data._labeling import label_texts
+from radialog.data.labeling import label_texts
 from radialog.data.sections import report_sections
 from radialog.data.study import (
     Study,

@@ -63,9 +63,9 @@ def read_xray(source: str | Path | bytes, *, max_side: int = 4096) -> XRay:
         if not head:
             raise InvalidImageError(f"{name} is empty (0 bytes); pass a PNG, JPEG or DICOM X-ray")
         if head[_DICOM_MAGIC_OFFSET:] == _DICOM_MAGIC:
-            from radialog.imaging import _dicom  # pydicom is imported only for DICOM files
+            from radialog.imaging import dicom  # pydicom is imported only for DICOM files
 
-            return _dicom.read_dicom(fp, _dicom_name(source), max_side=max_side)
+            return dicom.read_dicom(fp, _dicom_name(source), max_side=max_side)
         if head.startswith(_PNG_MAGIC):
             return _read_pillow(fp, name, max_side, PngImagePlugin.PngImageFile, "png")
         if head.startswith(_JPEG_MAGIC):

@@ -1,6 +1,6 @@
 """The decoded radiograph (`XRay`) and the pixel reductions every reader shares.
 
-Its own module so that the readers (`io` for PNG/JPEG, `_dicom` for DICOM) depend on it and
+Its own module so that the readers (`io` for PNG/JPEG, `dicom` for DICOM) depend on it and
 not on each other.
 """
 
