@@ -2,7 +2,8 @@
 
 from radialog.chat.commands import HELP, Command, CommandError, parse_command, resolve_label
 from radialog.chat.correction import CorrectionResult
-from radialog.chat.session import GenerationOptions, Reply, Session, Turn
+from radialog.chat.session import Reply, Session, Turn
+from radialog.model.generation import GenerationOptions
 
 __all__ = [
     "HELP",

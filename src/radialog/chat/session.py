@@ -37,6 +37,7 @@ from radialog.chat.prompts import (
 from radialog.errors import InvalidInputError
 from radialog.imaging.io import XRay, read_xray
 from radialog.labels import CHEXPERT_LABELS
+from radialog.model.generation import GenerationOptions
 from radialog.model.prompt import Conversation, findings_text, report_prompt
 from radialog.model.report import Report, with_total
 
@@ -52,38 +53,6 @@ USER, ASSISTANT = "user", "assistant"
 # when it is one (`Turn.is_report`).
 REPORT_KINDS = ("report", "correct")
 REPORT_REQUEST = "Write a report for this X-ray."
-
-
-@dataclass
-class GenerationOptions:
-    """Decoding settings. Greedy (deterministic) unless do_sample is set."""
-
-    max_new_tokens: int | None = None  # None: the model config's max_new_tokens
-    do_sample: bool = False
-    temperature: float = 1.0
-    top_p: float = 1.0
-    seed: int | None = None
-    # OpenAI's repetition penalties (-2..2); 0 = off, as in RaDialog's evaluation.
-    frequency_penalty: float = 0.0
-    presence_penalty: float = 0.0
-
-    def __post_init__(self) -> None:
-        for name in ("frequency_penalty", "presence_penalty"):
-            value = getattr(self, name)
-            if not -2.0 <= value <= 2.0:
-                raise InvalidInputError(f"{name} must be between -2 and 2, got {value}")
-
-    def kwargs(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"do_sample": self.do_sample}
-        if self.max_new_tokens is not None:
-            out["max_new_tokens"] = self.max_new_tokens
-        if self.do_sample:
-            out.update(temperature=self.temperature, top_p=self.top_p)
-        if self.frequency_penalty or self.presence_penalty:
-            out.update(
-                frequency_penalty=self.frequency_penalty, presence_penalty=self.presence_penalty
-            )
-        return out
 
 
 @dataclass

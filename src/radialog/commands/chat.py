@@ -35,8 +35,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from radialog.chat import GenerationOptions, Session
+    from radialog.chat import Session
     from radialog.imaging.io import read_xray
+    from radialog.model.generation import GenerationOptions
 
     xray = read_xray(args.image)  # a bad file fails before the slower model load
     gate = screen_image(args, xray, f"image file {args.image}")  # and so does a wrong one

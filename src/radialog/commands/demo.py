@@ -34,8 +34,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from radialog.chat import Session
-    from radialog.chat.session import GenerationOptions
     from radialog.imaging import example_image_path
+    from radialog.model.generation import GenerationOptions
     from radialog.model.llamacpp import llamacpp_available
 
     image = args.image or str(example_image_path())

@@ -29,7 +29,7 @@ def run(args: argparse.Namespace) -> int:
     xray = read_xray(args.image)
     gate = screen_image(args, xray, f"image file {args.image}")
     model = load_model(args)
-    from radialog.chat.session import GenerationOptions
+    from radialog.model.generation import GenerationOptions
 
     options = GenerationOptions(  # validates the penalties before generating
         max_new_tokens=args.max_new_tokens,

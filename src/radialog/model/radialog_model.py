@@ -51,16 +51,21 @@ from radialog.model.config import (
 )
 from radialog.model.decoding import (
     FastOptions,
-    PenaltyProcessor,
     UnsupportedModel,
     decoder_for,
     weights_fingerprint,
 )
 from radialog.model.encoders import build_encoder
+from radialog.model.generation import (
+    GenerationOptions,
+    TokenSettings,
+    decode_with,
+    hf_generate,
+    stopping_criteria,
+)
 from radialog.model.lazy_llm import Keys, LazyLLM
 from radialog.model.llamacpp import LlamaCppOptions, llamacpp_available
 from radialog.model.llm import (
-    StopOnText,
     TokenCodec,
     apply_lora,
     load_llm,
@@ -75,7 +80,7 @@ from radialog.model.prompt import (
     findings_text,
     report_conversation,
 )
-from radialog.model.repetition import AnyStop, StopOnRepeatedSentence, cut_repeated_sentences
+from radialog.model.repetition import cut_repeated_sentences
 from radialog.model.report import Report, with_total
 
 log = logging.getLogger(__name__)
@@ -723,68 +728,29 @@ class RadialogModel(nn.Module):
         self,
         conversations: Sequence[Conversation],
         image_tokens: torch.Tensor | Sequence[torch.Tensor | None] | None = None,
+        options: GenerationOptions | None = None,
         *,
-        max_new_tokens: int | None = None,
-        do_sample: bool = False,
-        temperature: float = 1.0,
-        top_p: float = 1.0,
         streamer: Any = None,
         backend: str | None = None,
-        frequency_penalty: float = 0.0,
-        presence_penalty: float = 0.0,
+        **settings: Any,
     ) -> list[str]:
         """Continue each conversation (which must end with a user turn); greedy by default.
-        `backend`: one of GENERATION_BACKENDS (default: `self.generation_backend`).
-        `frequency_penalty`/`presence_penalty`: OpenAI's repetition penalties (off at 0, as in
-        RaDialog's evaluation)."""
+        `options` (or its fields as keywords: max_new_tokens, do_sample, ...): how to decode.
+        `backend`: one of GENERATION_BACKENDS (default: `self.generation_backend`)."""
+        options = GenerationOptions.merged(options, settings)
         inputs = self.prepare_inputs(conversations, image_tokens, train=False)
-        stops = []
-        if self.tokenizer.convert_ids_to_tokens(self.codec.eos_token_id) != "</s>":
-            # A model that spells out the RaDialog separator should stop there too.
-            stops.append(StopOnText(self.tokenizer))
-        if self.stop_repeated_sentences:
-            stops.append(StopOnRepeatedSentence(self.tokenizer))
-        stopping = AnyStop(*stops) if stops else None
+        stopping = stopping_criteria(self.tokenizer, self.codec, self.stop_repeated_sentences)
+        tokens = TokenSettings(
+            max_new_tokens=options.max_new_tokens or self.config.max_new_tokens,
+            eos_token_id=self.codec.eos_token_id,
+            pad_token_id=self.codec.pad_token_id,
+        )
         resolved = self.resolve_backend(backend)
         if resolved in ("fast", "llamacpp"):
             decoder = self._decoder(resolved, auto=(backend or self.generation_backend) == "auto")
-            out = decoder.decode(
-                inputs["inputs_embeds"],
-                inputs["attention_mask"],
-                max_new_tokens=max_new_tokens or self.config.max_new_tokens,
-                eos_token_id=self.codec.eos_token_id,
-                pad_token_id=self.codec.pad_token_id,
-                do_sample=do_sample,
-                temperature=temperature,
-                top_p=top_p,
-                stopping=stopping,
-                streamer=streamer,
-                frequency_penalty=frequency_penalty,
-                presence_penalty=presence_penalty,
-            )
-            return [self._text(row) for row in out]
-        kwargs: dict[str, Any] = {
-            "max_new_tokens": max_new_tokens or self.config.max_new_tokens,
-            "do_sample": do_sample,
-            "eos_token_id": self.codec.eos_token_id,
-            "pad_token_id": self.codec.pad_token_id,
-            "streamer": streamer,
-        }
-        if do_sample:
-            kwargs.update(temperature=temperature, top_p=top_p)
-        else:  # silence generation-config warnings about unused sampling params
-            kwargs.update(temperature=None, top_p=None, top_k=None)
-        if stopping is not None:
-            from transformers import StoppingCriteriaList
-
-            kwargs["stopping_criteria"] = StoppingCriteriaList([stopping])
-        if frequency_penalty or presence_penalty:
-            from transformers import LogitsProcessorList
-
-            kwargs["logits_processor"] = LogitsProcessorList(
-                [PenaltyProcessor(frequency_penalty, presence_penalty)]
-            )
-        out = self.llm.generate(**inputs, **kwargs)
+            out = decode_with(decoder, inputs, options, tokens, stopping, streamer)
+        else:
+            out = hf_generate(self.llm, inputs, options, tokens, stopping, streamer)
         return [self._text(row) for row in out]
 
     def _text(self, ids: torch.Tensor) -> str:
@@ -858,31 +824,18 @@ class RadialogModel(nn.Module):
         self,
         conversation: Conversation,
         image_tokens: torch.Tensor | None = None,
+        options: GenerationOptions | None = None,
         *,
-        max_new_tokens: int | None = None,
-        do_sample: bool = False,
-        temperature: float = 1.0,
-        top_p: float = 1.0,
         streamer: Any = None,
         backend: str | None = None,
-        frequency_penalty: float = 0.0,
-        presence_penalty: float = 0.0,
+        **settings: Any,
     ) -> str:
         """The assistant's reply to a conversation ending with a user turn. `image_tokens`:
         (N, H) or (1, N, H) from `encode_image`, required if the prompt has `<image>`."""
         if image_tokens is not None and image_tokens.ndim == 2:
             image_tokens = image_tokens[None]
         return self.generate_batch(
-            [conversation],
-            image_tokens,
-            max_new_tokens=max_new_tokens,
-            do_sample=do_sample,
-            temperature=temperature,
-            top_p=top_p,
-            streamer=streamer,
-            backend=backend,
-            frequency_penalty=frequency_penalty,
-            presence_penalty=presence_penalty,
+            [conversation], image_tokens, options, streamer=streamer, backend=backend, **settings
         )[0]
 
     # ------------------------------------------------------------------ end to end

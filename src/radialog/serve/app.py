@@ -36,9 +36,10 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from radialog import DISCLAIMER, __version__
-from radialog.chat.session import GenerationOptions, PromptTooLongError, Session
+from radialog.chat.session import PromptTooLongError, Session
 from radialog.chat.streaming import GenerationCancelled, TextDeltaStreamer
 from radialog.errors import RadialogError
+from radialog.model.generation import GenerationOptions
 from radialog.serve import images
 from radialog.serve.chat_api import (
     ChatOutcome,

@@ -28,9 +28,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from radialog.chat.session import GenerationOptions, Session, count_tokens, model_thresholds
+from radialog.chat.session import Session, count_tokens, model_thresholds
 from radialog.chat.streaming import TextDeltaStreamer
 from radialog.imaging.io import XRay
+from radialog.model.generation import GenerationOptions
 from radialog.serve.errors import ApiError
 from radialog.serve.schemas import ChatCompletionRequest, ImagePart, TextPart
 
