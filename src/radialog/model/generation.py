@@ -59,12 +59,15 @@ class GenerationOptions:
 
 
 @dataclass(frozen=True)
-class TokenSettings:
-    """What the tokenizer and config fix for every call: the length cap and special ids."""
+class DecodeCall:
+    """What the model fixes for one call, whatever the options: the length cap, the special
+    ids, when to stop besides EOS, and where tokens stream to."""
 
     max_new_tokens: int
     eos_token_id: int
     pad_token_id: int
+    stopping: Any = None
+    streamer: Any = None
 
 
 def stopping_criteria(tokenizer: Any, codec: Any, stop_repeated_sentences: bool) -> Any:
@@ -85,22 +88,20 @@ def decode_with(
     decoder: Any,
     inputs: dict[str, Any],
     options: GenerationOptions,
-    tokens: TokenSettings,
-    stopping: Any,
-    streamer: Any,
+    call: DecodeCall,
 ) -> Any:
     """New token ids from one of radialog's decoders (`StepDecoder.decode`)."""
     return decoder.decode(
         inputs["inputs_embeds"],
         inputs["attention_mask"],
-        max_new_tokens=tokens.max_new_tokens,
-        eos_token_id=tokens.eos_token_id,
-        pad_token_id=tokens.pad_token_id,
+        max_new_tokens=call.max_new_tokens,
+        eos_token_id=call.eos_token_id,
+        pad_token_id=call.pad_token_id,
         do_sample=options.do_sample,
         temperature=options.temperature,
         top_p=options.top_p,
-        stopping=stopping,
-        streamer=streamer,
+        stopping=call.stopping,
+        streamer=call.streamer,
         frequency_penalty=options.frequency_penalty,
         presence_penalty=options.presence_penalty,
     )
@@ -110,26 +111,24 @@ def hf_generate(
     llm: Any,
     inputs: dict[str, Any],
     options: GenerationOptions,
-    tokens: TokenSettings,
-    stopping: Any,
-    streamer: Any,
+    call: DecodeCall,
 ) -> Any:
     """New token ids from transformers' `generate()` (the "hf" backend) with the same settings."""
     kwargs: dict[str, Any] = {
-        "max_new_tokens": tokens.max_new_tokens,
+        "max_new_tokens": call.max_new_tokens,
         "do_sample": options.do_sample,
-        "eos_token_id": tokens.eos_token_id,
-        "pad_token_id": tokens.pad_token_id,
-        "streamer": streamer,
+        "eos_token_id": call.eos_token_id,
+        "pad_token_id": call.pad_token_id,
+        "streamer": call.streamer,
     }
     if options.do_sample:
         kwargs.update(temperature=options.temperature, top_p=options.top_p)
     else:  # silence generation-config warnings about unused sampling params
         kwargs.update(temperature=None, top_p=None, top_k=None)
-    if stopping is not None:
+    if call.stopping is not None:
         from transformers import StoppingCriteriaList
 
-        kwargs["stopping_criteria"] = StoppingCriteriaList([stopping])
+        kwargs["stopping_criteria"] = StoppingCriteriaList([call.stopping])
     if options.frequency_penalty or options.presence_penalty:
         from transformers import LogitsProcessorList
 

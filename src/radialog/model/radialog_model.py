@@ -57,8 +57,8 @@ from radialog.model.decoding import (
 )
 from radialog.model.encoders import build_encoder
 from radialog.model.generation import (
+    DecodeCall,
     GenerationOptions,
-    TokenSettings,
     decode_with,
     hf_generate,
     stopping_criteria,
@@ -739,18 +739,19 @@ class RadialogModel(nn.Module):
         `backend`: one of GENERATION_BACKENDS (default: `self.generation_backend`)."""
         options = GenerationOptions.merged(options, settings)
         inputs = self.prepare_inputs(conversations, image_tokens, train=False)
-        stopping = stopping_criteria(self.tokenizer, self.codec, self.stop_repeated_sentences)
-        tokens = TokenSettings(
+        call = DecodeCall(
             max_new_tokens=options.max_new_tokens or self.config.max_new_tokens,
             eos_token_id=self.codec.eos_token_id,
             pad_token_id=self.codec.pad_token_id,
+            stopping=stopping_criteria(self.tokenizer, self.codec, self.stop_repeated_sentences),
+            streamer=streamer,
         )
         resolved = self.resolve_backend(backend)
         if resolved in ("fast", "llamacpp"):
             decoder = self._decoder(resolved, auto=(backend or self.generation_backend) == "auto")
-            out = decode_with(decoder, inputs, options, tokens, stopping, streamer)
+            out = decode_with(decoder, inputs, options, call)
         else:
-            out = hf_generate(self.llm, inputs, options, tokens, stopping, streamer)
+            out = hf_generate(self.llm, inputs, options, call)
         return [self._text(row) for row in out]
 
     def _text(self, ids: torch.Tensor) -> str:
