@@ -33,6 +33,7 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -41,7 +42,7 @@ from radialog.imaging import example_image_path
 from radialog.imaging.phantom import render_phantom
 from radialog.labeler import label_report
 from radialog.model.config import load_named_config
-from radialog.model.decoding import FastDecoder, FastOptions, cpu_supports_bf16, decoder_for
+from radialog.model.decoding import FastDecoder, FastOptions, decoder_for
 from radialog.model.llamacpp import llamacpp_available
 from radialog.model.llm import StopOnText, load_llm
 from radialog.model.prompt import findings_text, report_conversation
@@ -82,6 +83,15 @@ class Stats:
     @property
     def decode_tps(self) -> float:
         return self.decode_tokens / self.decode_seconds if self.decode_seconds else float("nan")
+
+
+def _cpu_has_bf16() -> bool:
+    """Native bfloat16 matmuls (AVX512-BF16 or AMX), read from the CPU flags (Linux)."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
 def _trim(row: list[int], eos: int) -> list[int]:
@@ -343,13 +353,8 @@ def main() -> int:
     load_rows.append(("RadialogModel.from_pretrained (warm cache)", time.perf_counter() - t0))
 
     options: list[tuple[str, FastOptions]] = [("fast fp32", FastOptions())]
-    if cpu_supports_bf16() or model.device.type != "cpu":
+    if _cpu_has_bf16() or model.device.type != "cpu":
         options.append(("fast bf16 weights", FastOptions(dtype=torch.bfloat16)))
-    options.append(("fast int8 dynamic", FastOptions(quantize="int8")))
-    if cpu_supports_bf16():
-        options.append(
-            ("fast int8 weight-only", FastOptions(dtype=torch.bfloat16, quantize="int8-weight"))
-        )
     variants: list[tuple[str, FastDecoder | None]] = [("hf generate() fp32", None)]
     builds = []
     for name, opts in options:

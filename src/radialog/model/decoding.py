@@ -8,10 +8,10 @@ matrix products. `FastDecoder` instead
 - fuses q/k/v and gate/up into one matrix each, and keeps a preallocated KV cache;
 - runs a compact Llama forward (RMSNorm, RoPE, attention) and computes only the last position's
   logits; greedy = argmax, no logits processors;
-- optionally stores the weights in bfloat16 (`dtype`), or int8: `quantize="int8"` (dynamic
-  quantisation of the projections, fastest, outputs drift early) or `"int8-weight"` (weight-only,
-  bf16 activations, closer to the float model). All three change outputs (opt-in); see
-  `benchmarks/README.md` for speed and agreement.
+- optionally stores the weights in bfloat16 (`FastOptions.dtype`; changes outputs, opt-in; see
+  `benchmarks/README.md`). The int8 modes it once had were retired: they changed the findings
+  of up to 8 % of reports, leaned on private torch kernels, and llama.cpp decodes 2x faster
+  than either with outputs identical to float32's.
 
 In float32 its greedy output is the same as `generate()`'s (same maths; tested on the tiny model
 and measured on SmolLM2 by `benchmarks/generate.py`). Models that are not Llama-architecture, or
@@ -29,7 +29,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-import warnings
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -43,33 +42,16 @@ log = logging.getLogger(__name__)
 
 D = TypeVar("D")
 
-QUANTIZE_CHOICES = (None, "int8", "int8-weight")
-
 
 @dataclass(frozen=True)
 class FastOptions:
     """How the fast decoder stores weights. `dtype` None keeps the LLM's own dtype (exact)."""
 
     dtype: torch.dtype | None = None
-    quantize: str | None = None
 
     def __post_init__(self) -> None:
-        if self.quantize not in QUANTIZE_CHOICES:
-            raise ValueError(f"quantize must be one of {QUANTIZE_CHOICES}, not {self.quantize!r}")
-        if self.quantize == "int8" and self.dtype not in (None, torch.float32):
-            raise ValueError("int8 dynamic quantisation runs on float32 activations")
-        if self.quantize == "int8-weight" and self.dtype != torch.bfloat16:
-            raise ValueError("int8-weight quantisation needs dtype=torch.bfloat16 activations")
-
-
-def cpu_supports_bf16() -> bool:
-    """True where bfloat16 matmuls run natively on this CPU (AVX512-BF16 / AMX)."""
-    try:
-        return bool(
-            torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
-        )
-    except (AttributeError, RuntimeError):
-        return False
+        if self.dtype is not None and not self.dtype.is_floating_point:
+            raise ValueError(f"dtype must be a floating-point torch dtype, not {self.dtype}")
 
 
 # --------------------------------------------------------------------------------------------
@@ -137,34 +119,6 @@ def _fused_linear(modules: list[nn.Module], dtype: torch.dtype) -> nn.Linear:
 def _rotate_half(x: torch.Tensor) -> torch.Tensor:
     half = x.shape[-1] // 2
     return torch.cat((-x[..., half:], x[..., :half]), dim=-1)
-
-
-class _Int8WeightLinear(nn.Module):
-    """Weight-only int8 (per output channel scale), bf16 activations: a quarter of fp32's
-    bytes per token, and far closer to the float model than dynamic int8 (activations stay
-    bf16). Uses torch's CPU kernel `_weight_int8pack_mm` (as torchao does)."""
-
-    def __init__(self, linear: nn.Linear) -> None:
-        super().__init__()
-        w = linear.weight.detach().float()
-        scale = w.abs().amax(dim=1).clamp(min=1e-8) / 127
-        self.register_buffer("qweight", (w / scale[:, None]).round().to(torch.int8))
-        self.register_buffer("scale", scale.to(torch.bfloat16))
-        self.bias = None if linear.bias is None else linear.bias.detach().to(torch.bfloat16)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        shape = x.shape
-        y = torch._weight_int8pack_mm(x.reshape(-1, shape[-1]), self.qweight, self.scale)
-        y = y.reshape(*shape[:-1], -1)
-        return y if self.bias is None else y + self.bias
-
-
-def _int8_weight_only(module: nn.Module) -> None:
-    for name, child in module.named_children():
-        if isinstance(child, nn.Linear):
-            setattr(module, name, _Int8WeightLinear(child))
-        else:
-            _int8_weight_only(child)
 
 
 class _RMSNorm:
@@ -257,19 +211,6 @@ class LlamaStepper(nn.Module):
         head_w, head_b = effective_weight(model.lm_head)
         tied = head_w.data_ptr() == embed.weight.data_ptr() and head_b is None
         self.lm_head = None if tied else _fused_linear([model.lm_head], dtype)
-        if options.quantize == "int8-weight":
-            _int8_weight_only(self.layers)
-            if self.lm_head is not None:
-                self.lm_head = _Int8WeightLinear(self.lm_head)
-        if options.quantize == "int8":
-            from torch.ao.quantization import quantize_dynamic
-
-            # Projections only: the LM head stays exact so ties between top logits stay rare.
-            # (torch.ao's eager API is deprecated in favour of torchao, not installed here.)
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", DeprecationWarning)
-                warnings.simplefilter("ignore", UserWarning)
-                quantize_dynamic(self.layers, {nn.Linear}, dtype=torch.qint8, inplace=True)
 
     @property
     def device(self) -> torch.device:
@@ -563,7 +504,7 @@ class FastDecoder:
             self.kind = "llama"
         except UnsupportedModel as exc:
             if self.options != FastOptions():
-                raise ValueError(f"dtype/quantize options need a Llama model: {exc}") from exc
+                raise ValueError(f"the dtype option needs a Llama model: {exc}") from exc
             log.info("fast decoder: %s; using the model's own forward", exc)
             stepper = HFForwardStepper(llm)
             self.kind = "hf-forward"
