@@ -43,7 +43,7 @@ from radialog.imaging.phantom import render_phantom
 from radialog.labeler import label_report
 from radialog.model.config import load_named_config
 from radialog.model.decoding import FastDecoder, FastOptions, decoder_for
-from radialog.model.llamacpp import llamacpp_available
+from radialog.model.llamacpp import LlamaCppOptions, llamacpp_available, llamacpp_decoder_for
 from radialog.model.llm import StopOnText, load_llm
 from radialog.model.prompt import findings_text, report_conversation
 from radialog.model.radialog_model import RadialogModel
@@ -365,6 +365,10 @@ def main() -> int:
         t = time.perf_counter()
         variants.append(("llama.cpp (GGUF+LoRA)", model.llamacpp_decoder()))
         builds.append(("build decoder: llama.cpp (export + load)", time.perf_counter() - t))
+        t = time.perf_counter()
+        q8 = llamacpp_decoder_for(model.llm, model.gguf_source(), LlamaCppOptions(weights="q8_0"))
+        variants.append(("llama.cpp Q8_0 export", q8))
+        builds.append(("build decoder: llama.cpp Q8_0 (export + load)", time.perf_counter() - t))
     else:
         print("llama-cpp-python not installed: no llama.cpp rows (make llamacpp)")
 

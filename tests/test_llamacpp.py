@@ -6,6 +6,7 @@ non-zero LoRA on all seven projections; the e2e test uses the embedded default m
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -463,3 +464,41 @@ def test_replay_pseudo_labels_through_llamacpp(tmp_path):
     labeler = make_pseudo_labeler("smollm2", tmp_path / "cache.jsonl", max_new_tokens=24)
     assert labeler([chat]) == [answer]
     assert (tmp_path / "cache.jsonl").read_text().count("\n") == 1
+
+
+def test_q8_0_export_quantises_the_merged_matrices(tiny_gguf, tmp_path):
+    from gguf import GGMLQuantizationType as Q
+
+    model, _ = tiny_gguf
+    source = model.gguf_source()
+    q8 = export_gguf(model.llm, source, tmp_path / "q8.gguf", weights="q8_0")
+    f32 = export_gguf(model.llm, source, tmp_path / "f32.gguf", weights="f32")
+    q8_tensors = {t.name: t for t in GGUFReader(q8).tensors}
+    f32_tensors = {t.name: t for t in GGUFReader(f32).tensors}
+    names = ("attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down")
+    assert {q8_tensors[f"blk.0.{n}.weight"].tensor_type for n in names} == {Q.Q8_0}
+    assert q8_tensors["blk.0.attn_norm.weight"].tensor_type == Q.F32
+    # The LoRA is merged before quantising: each Q8_0 matrix is the merged F32 one to within
+    # one quantisation step (max|w| / 127; the block scales are stored in F16). Without the
+    # merge the difference would be the LoRA delta itself.
+    for n in names:
+        merged = np.asarray(f32_tensors[f"blk.1.{n}.weight"].data, dtype=np.float32)
+        tensor = q8_tensors[f"blk.1.{n}.weight"]
+        values = quants.dequantize(tensor.data, tensor.tensor_type).reshape(merged.shape)
+        assert np.abs(values - merged).max() <= np.abs(merged).max() / 127, n
+    # llama.cpp runs it, close to the torch model (it also quantises the activations: on this
+    # random tiny model with large random LoRA weights the logits' cosine is 0.98).
+    decoder = llamacpp.LlamaCppDecoder(q8, 1, model.llm.get_input_embeddings().weight)
+    inputs = model.prepare_inputs(_conversations()[:1], _tokens(model)[:1], train=False)
+    mask = inputs["attention_mask"]
+    positions = mask.cumsum(-1) - 1
+    with torch.no_grad():
+        torch_logits, _ = decoder_for(model.llm).stepper.prefill(
+            inputs["inputs_embeds"], mask, positions, mask.shape[1] + 4
+        )
+        cpp_logits, _ = decoder.stepper.prefill(
+            inputs["inputs_embeds"], mask, positions, mask.shape[1] + 4
+        )
+    cosine = torch.nn.functional.cosine_similarity(cpp_logits.flatten(), torch_logits.flatten(), 0)
+    assert cosine > 0.95
+    assert cpp_logits.argmax() == torch_logits.argmax()

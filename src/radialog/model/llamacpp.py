@@ -427,7 +427,7 @@ def exported_gguf(llm: Any, source: Path, weights: str = "f16") -> Path:
         size = (
             source.stat().st_size
             if weights == "source"
-            else gguf_values(source) * {"f16": 2, "f32": 4}.get(weights, 4)
+            else gguf_values(source) * {"f16": 2, "f32": 4, "q8_0": 1.0625}.get(weights, 4)
         )
         PREPARE_LOG.info(
             "first use of this model with llama.cpp: writing its GGUF (LoRA merged, %s, about "
