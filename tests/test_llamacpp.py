@@ -85,18 +85,21 @@ def test_export_refuses_a_gguf_the_llm_did_not_come_from(tiny_gguf, tmp_path):
     assert not (tmp_path / "x.gguf").exists()
 
 
-def test_llamacpp_logits_match_the_torch_model(tiny_gguf):
-    model, _ = tiny_gguf
+def _first_logits(model, stepper) -> torch.Tensor:
+    """The next-token logits of the first test conversation, from `stepper`'s prefill."""
     inputs = model.prepare_inputs(_conversations()[:1], _tokens(model)[:1], train=False)
     mask = inputs["attention_mask"]
-    positions = mask.cumsum(-1) - 1
     with torch.no_grad():
-        torch_logits, _ = decoder_for(model.llm).stepper.prefill(
-            inputs["inputs_embeds"], mask, positions, mask.shape[1] + 4
+        logits, _ = stepper.prefill(
+            inputs["inputs_embeds"], mask, mask.cumsum(-1) - 1, mask.shape[1] + 4
         )
-        cpp_logits, _ = model.llamacpp_decoder().stepper.prefill(
-            inputs["inputs_embeds"], mask, positions, mask.shape[1] + 4
-        )
+    return logits
+
+
+def test_llamacpp_logits_match_the_torch_model(tiny_gguf):
+    model, _ = tiny_gguf
+    torch_logits = _first_logits(model, decoder_for(model.llm).stepper)
+    cpp_logits = _first_logits(model, model.llamacpp_decoder().stepper)
     scale = torch_logits.abs().max()
     assert (cpp_logits - torch_logits).abs().max() < 1e-3 * scale
     assert cpp_logits.argmax() == torch_logits.argmax()
@@ -489,16 +492,8 @@ def test_q8_0_export_quantises_the_merged_matrices(tiny_gguf, tmp_path):
     # llama.cpp runs it, close to the torch model (it also quantises the activations: on this
     # random tiny model with large random LoRA weights the logits' cosine is 0.98).
     decoder = llamacpp.LlamaCppDecoder(q8, 1, model.llm.get_input_embeddings().weight)
-    inputs = model.prepare_inputs(_conversations()[:1], _tokens(model)[:1], train=False)
-    mask = inputs["attention_mask"]
-    positions = mask.cumsum(-1) - 1
-    with torch.no_grad():
-        torch_logits, _ = decoder_for(model.llm).stepper.prefill(
-            inputs["inputs_embeds"], mask, positions, mask.shape[1] + 4
-        )
-        cpp_logits, _ = decoder.stepper.prefill(
-            inputs["inputs_embeds"], mask, positions, mask.shape[1] + 4
-        )
+    torch_logits = _first_logits(model, decoder_for(model.llm).stepper)
+    cpp_logits = _first_logits(model, decoder.stepper)
     cosine = torch.nn.functional.cosine_similarity(cpp_logits.flatten(), torch_logits.flatten(), 0)
     assert cosine > 0.95
     assert cpp_logits.argmax() == torch_logits.argmax()
