@@ -9,7 +9,8 @@ For each model spec it runs `radialog eval` (resumable: rerunning continues) on
     micro F1 between the prompt's findings list and the labeler's positives of the report on
     (a) phantom-iu test (the classifier's list), (b) real IU test text without image (the real
     report's labels as the list), (c) counterfactual lists on fixed images; the same after the
-    one-turn repair; binary QA agreement with the list; degeneration (reports repeating a
+    repair (the correction turn, then the sentence repair) and after the correction turn
+    alone; binary QA agreement with the list; degeneration (reports repeating a
     sentence, generated words outside the IU vocabulary);
 plus the constant normal-report baseline on (i) and (iii). Prints one table (a row per measure,
 a column per model, the target beside it) and writes `quality.json` / `quality.md`.
@@ -38,6 +39,8 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED_IMAGES = REPO.parent / "shared" / "data" / "images"
 SPLIT_FILE = REPO.parent / "shared" / "data" / "iu" / "r2gen_annotation.json"
 CE = "ce_radialog_uncertain_negative/f1_macro/14"
+# Bumped when the faithfulness suite measures something new: older finished suites rerun.
+FAITH_SUITE_VERSION = 2
 
 # (column, suite, path into metrics.json's tasks, scale)
 COLUMNS: tuple[tuple[str, str, tuple[str, ...], float], ...] = (
@@ -64,6 +67,12 @@ FAITH_ROWS: tuple[tuple[str, tuple[str, ...], float, str], ...] = (
     ("(a) with repair", ("faithfulness_phantom_repaired",), 100.0, ""),
     ("(b) with repair", ("faithfulness_text_repaired",), 100.0, ""),
     ("(c) with repair", ("faithfulness_counterfactual_repaired",), 100.0, ""),
+    ("(a) correction turn only", ("faithfulness_phantom_turn",), 100.0, ""),
+    ("(b) correction turn only", ("faithfulness_text_turn",), 100.0, ""),
+    ("(c) correction turn only", ("faithfulness_counterfactual_turn",), 100.0, ""),
+    ("Sentence repairs kept (a) %", ("sentence_repair_share_phantom",), 100.0, ""),
+    ("Sentence repairs kept (b) %", ("sentence_repair_share_text",), 100.0, ""),
+    ("Sentence repairs kept (c) %", ("sentence_repair_share_counterfactual",), 100.0, ""),
     ("Binary QA agrees with the list", ("qa_agreement",), 100.0, ">= 95"),
     ("Reports repeating a sentence %", ("repeat_share",), 100.0, "<= 5"),
     ("Words outside IU vocabulary %", ("oov_share",), 100.0, "<= 0.5"),
@@ -127,13 +136,14 @@ def run_faith(
     settings += ["--no-repair"] if args.no_repair else []
     settings += ["--no-stop-repeats"] if args.no_stop_repeats else []
     cmd += settings + (["--threads", str(args.threads)] if args.threads else [])
+    key = [spec, *settings, f"suite-v{FAITH_SUITE_VERSION}"]
     if target.is_file():  # resume: a finished suite with the same settings is reused
         done = json.loads(target.read_text())
-        if done.get("settings") == [spec, *settings]:
+        if done.get("settings") == key:
             return 0.0, done["summary"]
     seconds = run_logged(cmd, log, "faithfulness worker")
     result = json.loads(target.read_text())
-    result["settings"] = [spec, *settings]
+    result["settings"] = key
     target.write_text(json.dumps(result, indent=1), encoding="utf-8")
     return seconds, result["summary"]
 
@@ -326,7 +336,8 @@ def main(argv: list[str] | None = None) -> int:
     }
     for label, e in rows.items():
         for name, path, _, _ in FAITH_ROWS:
-            table[label][name] = e.get("faith", {}).get(path[0])
+            value = e.get("faith", {}).get(path[0])
+            table[label][name] = {"value": value} if isinstance(value, float) else value
     labels = list(rows)
     lines = ["| Measure | target | " + " | ".join(labels) + " |", "|" + "---|" * (len(labels) + 2)]
     for name, _, _, scale in COLUMNS:

@@ -28,7 +28,9 @@ def test_faithfulness_and_repair_variant():
     rec = F.FaithRecord(item, ["Edema"], "Normal.", {"Edema": 0})
     rec.repaired, rec.repaired_labels = "Edema.", {"Edema": 1}
     assert F.faithfulness([rec], samples=20)["value"] == 0.0
-    assert F.faithfulness([rec], repaired=True, samples=20)["value"] == 1.0
+    assert F.faithfulness([rec], "repaired", samples=20)["value"] == 1.0
+    # The correction turn kept nothing: its stage reads the draft.
+    assert F.faithfulness([rec], "turn", samples=20)["value"] == 0.0
 
 
 def test_degeneration_measures():
@@ -76,15 +78,25 @@ def test_run_model_on_tiny_model_records_reports_qa_and_repair(labeler, tmp_path
         F.FaithItem("counterfactual", "cf", ["Edema"], example_image_path()),
         F.FaithItem("text", "t", ["Cardiomegaly"], None, "The heart is enlarged."),
     ]
-    replies = iter(["The lungs are clear.", "Edema is present.", "yes", "no", "no", "no"])
+    # Drafts (one batch), the text item's one-finding report (sentence repair), QA answers.
+    replies = iter(
+        ["The lungs are clear.", "Edema is present.", "The heart is enlarged.", "yes", "no"]
+        + ["no", "no"]
+    )
     model.generate_batch = lambda convs, tokens, **kw: [next(replies) for _ in convs]
     model.generate = lambda conv, tokens=None, **kw: "There is mild pulmonary edema."
     records = F.run_model(model, items, labeler, max_new_tokens=8, batch_size=2)
     cf, text = records
     assert cf.report == "The lungs are clear." and cf.repaired == "There is mild pulmonary edema."
-    assert text.repaired is None  # the repair did not make it more consistent
+    assert cf.repair_method == "correction" and cf.turn_repaired == cf.repaired
+    # The correction turn did not help the text item; the sentence repair did.
+    assert text.turn_repaired is None
+    assert text.repaired == "The heart is enlarged." and text.repair_method == "sentences"
     assert [q[2] for q in cf.qa] == ["yes", "no"] and len(text.qa) == 2
     summary = F.summarize(records, {"the", "lungs", "are", "clear"}, samples=20)
     assert summary["faithfulness_counterfactual"]["value"] == 0.0
     assert summary["faithfulness_counterfactual_repaired"]["value"] == 1.0
+    assert summary["faithfulness_text_turn"]["value"] == 0.0
+    assert summary["faithfulness_text_repaired"]["value"] == 1.0
+    assert summary["sentence_repair_share_text"] == 1.0
     assert summary["qa_agreement"]["n"] == 4

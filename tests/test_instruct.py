@@ -15,11 +15,11 @@ from radialog.data.instruct import (
     InstructBuilder,
     InstructConfig,
     build_instruct,
-    split_report_sentences,
 )
 from radialog.data.replay import PseudoLabeler
 from radialog.data.study import Study, StudyImage
 from radialog.labeler import get_labeler
+from radialog.labeler.text import split_report_sentences
 from radialog.labels import CHEXPERT_LABELS
 from radialog.model.prompt import IMAGE_PLACEHOLDER
 

@@ -9,9 +9,9 @@ reads the report with the labeler and compares:
 - unsupported: findings the report asserts that are not on the list, with their evidence.
 
 No Finding is left out on both sides (it follows from the others). `repair_instruction` turns
-an inconsistent check into RaDialog's correction request, which `RadialogModel.generate_report`
-sends through the same model once (the repair), keeping the result only if it is more
-consistent than the first report.
+an inconsistent check into RaDialog's correction request, which `RadialogModel.repair_report`
+sends through the same model once; if that is not enough, `radialog.repair` rebuilds the
+report from the model's sentences. A step is kept only if it is more consistent.
 """
 
 from __future__ import annotations
@@ -46,6 +46,9 @@ class Consistency:
     # The first report when a repair replaced it (None otherwise), and what was asked.
     original_report: str | None = None
     repair_request: str | None = None
+    # "correction" (the correction turn) or "sentences" (`radialog.repair`) when repaired.
+    repair_method: str | None = None
+    attempts: list[dict[str, Any]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -66,6 +69,8 @@ class Consistency:
             "repaired": self.repaired,
             "original_report": self.original_report,
             "repair_request": self.repair_request,
+            "repair_method": self.repair_method,
+            "attempts": [dict(a) for a in self.attempts],
             "notes": list(self.notes),
         }
 
@@ -81,7 +86,8 @@ class Consistency:
                 parts.append("asserts unlisted " + ", ".join(s.label for s in self.unsupported))
             text = "report " + "; ".join(parts)
         if self.repaired:
-            text += " (after an automatic repair of the first draft)"
+            how = {"sentences": ", sentence by sentence"}.get(self.repair_method or "", "")
+            text += f" (after an automatic repair of the first draft{how})"
         return text
 
 

@@ -79,7 +79,6 @@ import functools
 import json
 import logging
 import random
-import re
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -90,6 +89,7 @@ from radialog.data import instruct_prompts as P
 from radialog.data.replay import Chat, PseudoLabeler
 from radialog.data.study import Study, StudyImage, stable_seed
 from radialog.fileio import atomic_open
+from radialog.labeler.text import split_report_sentences
 from radialog.labels import CHEXPERT_LABELS, NO_FINDING, join_human
 
 logger = logging.getLogger(__name__)
@@ -118,7 +118,6 @@ COUNT_CONTEXTS = (*CONTEXTS, "text")
 TEXT_ONLY_TASKS = frozenset({"report", "correction", "binary_qa", "list_findings", "impression"})
 # Findings lists are written in label order (as the classifier lists them).
 _LABEL_ORDER = {n: i for i, n in enumerate(CHEXPERT_LABELS)}
-_SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9(])")
 
 
 @dataclass
@@ -199,11 +198,6 @@ def _random_list(
     """A findings list drawn from `options`, its size by `size_weights` (index = size)."""
     size = rng.choices(range(len(size_weights)), weights=size_weights)[0]
     return sorted(rng.sample(options, min(size, len(options))), key=_LABEL_ORDER.get)
-
-
-def split_report_sentences(text: str) -> list[str]:
-    """Sentences of a report, original wording kept (for partial context and corrections)."""
-    return [s.strip() for s in _SENTENCE.split(text.strip()) if s.strip()]
 
 
 def _norm(text: str) -> str:

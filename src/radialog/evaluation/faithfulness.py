@@ -16,7 +16,9 @@ Measures (each with a bootstrap CI over items):
   agreement = answered "yes" exactly when X is listed;
 - degeneration: share of reports that repeat a sentence, share of generated words that do not
   occur in the IU report vocabulary;
-- repair: the same faithfulness after the one-turn repair of `RadialogModel.repair_report`.
+- repair: the same faithfulness after `RadialogModel.repair_report` (what the system returns:
+  the correction turn, then the sentence repair when the turn was not enough), and after the
+  correction turn alone (the "turn" rows: what the repair added before the sentence step).
 """
 
 from __future__ import annotations
@@ -53,8 +55,12 @@ class FaithRecord:
     listed: list[str]
     report: str
     labels: dict[str, int | None]
-    repaired: str | None = None  # the report after the repair turn (None: no repair ran)
+    repaired: str | None = None  # the report after the repair (None: none was kept)
     repaired_labels: dict[str, int | None] | None = None
+    repair_method: str | None = None  # "correction" or "sentences" when a repair was kept
+    # The correction turn alone (None: it was not kept): the repair before the sentence step.
+    turn_repaired: str | None = None
+    turn_repaired_labels: dict[str, int | None] | None = None
     qa: list[tuple[str, bool, str]] = field(default_factory=list)  # (label, listed?, answer)
 
 
@@ -131,13 +137,22 @@ def micro_f1(rows: np.ndarray) -> float:
     return _f1(tp, fp, fn)
 
 
+STAGES = ("draft", "turn", "repaired")  # the report as generated / after the turn / returned
+
+
+def stage_labels(r: FaithRecord, stage: str) -> dict[str, int | None]:
+    """The labels of a record's report at a stage (a stage that kept nothing: the draft's)."""
+    if stage == "repaired" and r.repaired_labels is not None:
+        return r.repaired_labels
+    if stage == "turn" and r.turn_repaired_labels is not None:
+        return r.turn_repaired_labels
+    return r.labels
+
+
 def faithfulness(
-    records: Sequence[FaithRecord], repaired: bool = False, samples: int = 1000, seed: int = 0
+    records: Sequence[FaithRecord], stage: str = "draft", samples: int = 1000, seed: int = 0
 ) -> dict[str, float | int | None]:
-    rows = []
-    for r in records:
-        labels = r.repaired_labels if repaired and r.repaired_labels is not None else r.labels
-        rows.append(counts(r.listed, labels))
+    rows = [counts(r.listed, stage_labels(r, stage)) for r in records]
     return with_ci(np.array(rows, dtype=float).reshape(-1, 3), micro_f1, samples, seed)
 
 
@@ -261,6 +276,11 @@ def run_model(
                 if check.repaired:
                     rec.repaired = fixed_text
                     rec.repaired_labels = dict(labeler.label([fixed_text])[0].labels)
+                    rec.repair_method = check.repair_method
+                turn = next((a for a in check.attempts if a["method"] == "correction"), None)
+                if turn is not None and turn["kept"]:
+                    rec.turn_repaired = turn["report"]
+                    rec.turn_repaired_labels = dict(labeler.label([turn["report"]])[0].labels)
             done.append((rec, conv, tok))
         if qa:
             asks, ask_tokens, slots = [], [], []
@@ -283,20 +303,16 @@ def run_model(
 CE_CONVENTION = "ce_radialog_uncertain_negative"
 
 
-def clinical_f1(
-    records: Sequence[FaithRecord], labeler: Any, repaired: bool = False
-) -> float | None:
+def clinical_f1(records: Sequence[FaithRecord], labeler: Any, stage: str = "draft") -> float | None:
     """CE macro F1 (14 labels, RaDialog's convention) of the reports against their reference
-    texts (phantom items), before or after the repair."""
+    texts (phantom items), at a stage (`STAGES`)."""
     from radialog.metrics.clinical import clinical_efficacy, label_matrix
 
     rows = [r for r in records if r.item.reference]
     if not rows:
         return None
     refs = labeler.label([r.item.reference for r in rows])
-    preds = [
-        r.repaired_labels if repaired and r.repaired_labels is not None else r.labels for r in rows
-    ]
+    preds = [stage_labels(r, stage) for r in rows]
     ce = clinical_efficacy(label_matrix(preds), label_matrix(refs), CE_CONVENTION)
     return float(ce["metrics"]["f1_macro/14"])
 
@@ -312,14 +328,19 @@ def summarize(
     out: dict[str, Any] = {}
     phantom = [r for r in records if r.item.kind == "phantom"]
     if labeler is not None and phantom:
-        for key, repaired in (("ce_f1_phantom", False), ("ce_f1_phantom_repaired", True)):
-            out[key] = {"value": clinical_f1(phantom, labeler, repaired), "n": len(phantom)}
+        for stage in STAGES:
+            key = "ce_f1_phantom" + ("" if stage == "draft" else f"_{stage}")
+            out[key] = {"value": clinical_f1(phantom, labeler, stage), "n": len(phantom)}
     for kind in ("phantom", "text", "counterfactual"):
         part = [r for r in records if r.item.kind == kind]
         if part:
-            out[f"faithfulness_{kind}"] = faithfulness(part, False, samples, seed)
-            out[f"faithfulness_{kind}_repaired"] = faithfulness(part, True, samples, seed)
+            for stage in STAGES:
+                key = f"faithfulness_{kind}" + ("" if stage == "draft" else f"_{stage}")
+                out[key] = faithfulness(part, stage, samples, seed)
             out[f"repaired_share_{kind}"] = float(np.mean([r.repaired is not None for r in part]))
+            out[f"sentence_repair_share_{kind}"] = float(
+                np.mean([r.repair_method == "sentences" for r in part])
+            )
     if any(r.qa for r in records):
         out["qa_agreement"] = qa_agreement(records, samples, seed)
     out.update(degeneration([r.report for r in records], vocab, samples, seed))
@@ -334,5 +355,7 @@ def record_dict(r: FaithRecord) -> dict[str, Any]:
         "report": r.report,
         "stated": sorted(positives(r.labels)),
         "repaired": r.repaired,
+        "repair_method": r.repair_method,
+        "turn_repaired": r.turn_repaired,
         "qa": [{"label": a, "listed": b, "answer": c} for a, b, c in r.qa],
     }

@@ -15,6 +15,8 @@ _PARAGRAPH = re.compile(r"\n\s*\n")
 _SENTENCE_END = re.compile(r"(?<![0-9]\.)(?<!\be\.g)(?<!\bi\.e)(?<!\bvs)(?<!\bapprox)(?<=[.!?])\s+")
 _SPACE = re.compile(r"\s+")
 _ONLY_PUNCT = re.compile(r"^[\W\d_]*$")
+# A sentence boundary in generated or IU report text: end punctuation, space, capital.
+_REPORT_SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9(])")
 
 
 def clean_text(text: str) -> str:
@@ -44,3 +46,9 @@ def split_sentences(text: str) -> list[str]:
                 if sentence and not _ONLY_PUNCT.match(sentence):
                     sentences.append(sentence)
     return sentences
+
+
+def split_report_sentences(text: str) -> list[str]:
+    """Sentences of one report paragraph, original wording kept (no de-identification clean-up):
+    for rewriting a report sentence by sentence (partial context, corrections, repair)."""
+    return [s.strip() for s in _REPORT_SENTENCE.split(text.strip()) if s.strip()]

@@ -79,9 +79,11 @@ from radialog.model.prompt import (
     Conversation,
     findings_text,
     report_conversation,
+    text_only,
 )
 from radialog.model.repetition import cut_repeated_sentences
 from radialog.model.report import Report, with_total
+from radialog.repair import finding_sentence, splice_report
 
 log = logging.getLogger(__name__)
 
@@ -962,19 +964,30 @@ class RadialogModel(nn.Module):
         *,
         max_new_tokens: int | None = None,
         do_sample: bool = False,
+        sentences: bool = True,
         **generation: Any,
     ) -> tuple[str, Conversation, Consistency]:
         """Check the report that ends `conversation` against `findings` and, if they disagree,
-        ask for one correction turn (`repair_instruction`) through this model.
+        repair it through this model in up to two steps:
 
-        Returns (report, conversation, consistency): the corrected report only if the labeler
-        finds it more consistent (then `consistency.repaired` and `original_report` are set and
-        the conversation's last turn is the corrected report), else the first draft unchanged."""
+        1. one correction turn (`repair_instruction`), RaDialog's dialog correction;
+        2. `sentences`: if the report still disagrees, `radialog.repair.splice_report` drops
+           the sentences that assert unlisted findings or negate listed ones and adds, for each
+           listed finding still missing, a sentence from this model's report for that one
+           finding.
+
+        Each step is kept only if the labeler finds it more consistent than the best so far.
+        Returns (report, conversation, consistency); when a repair is kept,
+        `consistency.repaired`, `original_report` and `repair_method` are set and the
+        conversation's last turn is the repaired report. `consistency.attempts` lists every
+        step tried (the benchmark reads the correction turn's effect alone from it)."""
         draft = conversation.messages[-1].text
         first = first or check_report(draft, findings, self.labeler)
         request = repair_instruction(first)
         if request is None:
             return draft, conversation, first
+        if image_tokens is not None and image_tokens.ndim == 3:
+            image_tokens = image_tokens[0]
         asked = conversation.copy().add_user(request)
         fixed = self.generate(
             asked,
@@ -983,18 +996,88 @@ class RadialogModel(nn.Module):
             do_sample=do_sample,
             **generation,
         ).strip()
+        best_text, best, method = draft, first, None
         second = check_report(fixed, findings, self.labeler) if fixed else None
-        if second is None or second.mismatches >= first.mismatches:
-            first.repair_request = request
-            first.notes.append(
+        attempts = [
+            _attempt(
+                "correction",
+                fixed,
+                second,
+                second is not None and second.mismatches < first.mismatches,
+            )
+        ]
+        if attempts[-1]["kept"]:
+            best_text, best, method = fixed, second, "correction"
+        notes: list[str] = []
+        if sentences and not best.consistent:
+            with_image = IMAGE_PLACEHOLDER in conversation.messages[0].text
+            splice = splice_report(
+                best_text,
+                findings,
+                lambda labels: self.finding_sentences(
+                    labels, image_tokens if with_image else None, do_sample=do_sample
+                ),
+                self.labeler,
+            )
+            third = check_report(splice.report, findings, self.labeler)
+            kept = third.mismatches < best.mismatches
+            attempts.append(_attempt("sentences", splice.report, third, kept))
+            if kept:
+                best_text, best, method = splice.report, third, "sentences"
+                notes = splice.notes()
+        best.attempts = attempts
+        best.repair_request = request
+        if method is None:
+            best.notes.append(
                 "an automatic repair was tried and did not make the report more consistent; "
                 "the first draft is kept"
             )
-            return draft, conversation, first
-        second.repaired = True
-        second.original_report = draft
-        second.repair_request = request
+            return draft, conversation, best
+        best.repaired = True
+        best.repair_method = method
+        best.original_report = draft
+        best.notes += notes
         # The dialog continues from the repaired report, as if it had been written at once.
         repaired = conversation.copy()
-        repaired.messages[-1].text = fixed
-        return fixed, repaired, second
+        repaired.messages[-1].text = best_text
+        return best_text, repaired, best
+
+    def finding_sentences(
+        self,
+        labels: Sequence[str],
+        image_tokens: torch.Tensor | None = None,
+        *,
+        max_new_tokens: int = 48,
+        **generation: Any,
+    ) -> dict[str, str | None]:
+        """For each label, the first sentence that states it (and nothing else) in this model's
+        report for the one-finding list [label] (one batch; the report states its listed
+        finding first). `image_tokens` (N, H): the image the report is about, or None for a
+        text-only prompt."""
+        labels = list(labels)
+        if not labels:
+            return {}
+        conversations = []
+        for label in labels:
+            conversation = report_conversation(findings_text([label]))
+            if image_tokens is None:
+                conversation.messages[0].text = text_only(conversation.messages[0].text)
+            conversations.append(conversation)
+        tokens = None if image_tokens is None else [image_tokens] * len(labels)
+        texts = self.generate_batch(
+            conversations, tokens, max_new_tokens=max_new_tokens, **generation
+        )
+        return {
+            label: finding_sentence(text, label, self.labeler)
+            for label, text in zip(labels, texts, strict=True)
+        }
+
+
+def _attempt(method: str, text: str, check: Consistency | None, kept: bool) -> dict[str, Any]:
+    """One repair step as the consistency block lists it."""
+    return {
+        "method": method,
+        "report": text,
+        "mismatches": None if check is None else check.mismatches,
+        "kept": kept,
+    }
