@@ -8,7 +8,9 @@ so a command line reproduces its output byte for byte:
     python scripts/subsample_instruct.py IN.jsonl OUT.jsonl --seed 11 \\
         --take composed=1050 correction=950 report:image=650 --add replay.jsonl
 
-`GROUP:image` / `GROUP:text` take only the samples that show / do not show an image.
+`GROUP:image` / `GROUP:text` take only the samples that show / do not show an image;
+`GROUP@LABEL` only those whose report prompt lists LABEL (e.g. `composed@support devices`, to
+oversample one finding); both may be combined (`composed@edema:text=50`).
 """
 
 from __future__ import annotations
@@ -16,14 +18,23 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import re
 import sys
 from pathlib import Path
+
+_LISTED = re.compile(r"Predicted Findings: ([^.]*)\.")
 
 
 def group_of(sample: dict) -> str:
     if sample.get("source") != "composed":
         return sample["task"]
     return "composed" if sample["task"] == "report" else f"composed_{sample['task']}"
+
+
+def lists(sample: dict, label: str) -> bool:
+    """Does the sample's first prompt list `label` among its predicted findings?"""
+    found = _LISTED.search(sample["conversations"][0]["value"])
+    return found is not None and label.lower() in [x.strip() for x in found.group(1).split(",")]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -39,16 +50,25 @@ def main(argv: list[str] | None = None) -> int:
         groups.setdefault(group_of(json.loads(line)), []).append(line)
     rng = random.Random(args.seed)
     out: list[str] = []
+    taken: set[str] = set()
     for item in args.take:
         name, _, count = item.partition("=")
         name, _, view = name.partition(":")  # GROUP:image / GROUP:text: with or without image
+        name, _, label = name.partition("@")  # GROUP@LABEL: the prompt lists LABEL
         if name not in groups or not count.isdigit() or view not in ("", "image", "text"):
             known = ", ".join(sorted(groups))
-            sys.exit(f"--take {item!r}: expected GROUP[:image|:text]=N, GROUP one of {known}")
+            sys.exit(
+                f"--take {item!r}: expected GROUP[@LABEL][:image|:text]=N, GROUP one of {known}"
+            )
         pool = groups[name]
         if view:
             pool = [x for x in pool if (json.loads(x).get("image") is None) == (view == "text")]
-        out += rng.sample(pool, min(int(count), len(pool)))
+        if label:
+            pool = [x for x in pool if lists(json.loads(x), label)]
+        pool = [x for x in pool if x not in taken]  # a sample is taken once
+        picked = rng.sample(pool, min(int(count), len(pool)))
+        taken.update(picked)
+        out += picked
         print(f"{name}: {min(int(count), len(pool))} of {len(pool)}")
     for extra in args.add:
         lines = extra.read_text(encoding="utf-8").splitlines(keepends=True)

@@ -104,3 +104,32 @@ def test_yes_to_a_listed_finding_the_report_left_out(mini, label):
     conv = _report_turn([label]).add_assistant("The heart is normal in size. The lungs are clear.")
     answer = mini.generate(conv.add_user(binary_question(label)), max_new_tokens=10)
     assert "yes" in answer.lower(), answer
+
+
+@pytest.fixture(scope="module")
+def example_report(mini):
+    from radialog.imaging import example_image_path
+
+    return mini.generate_report(example_image_path(), max_new_tokens=120)
+
+
+def test_bundled_example_report_is_consistent_with_its_list(example_report):
+    # What `make demo` shows: the classifier lists several findings for this radiograph.
+    assert len(example_report.predicted) >= 3, example_report.predicted
+    check = example_report.consistency
+    assert check.consistent, (example_report.text, check.summary(), check.attempts)
+    if check.repaired:  # the draft is kept for the reader, and the steps tried are listed
+        assert check.original_report and check.original_report != example_report.text
+        assert any(a["kept"] for a in check.attempts)
+
+
+def test_bundled_example_yes_no_follows_the_list(mini, example_report):
+    from radialog.imaging import example_image_path
+
+    tokens = mini.analyse_image(example_image_path()).image_tokens
+    listed = example_report.predicted
+    unlisted = next(n for n in ("Pneumothorax", "Fracture", "Pneumonia") if n not in listed)
+    for label, expected in [(listed[-1], "yes"), (listed[0], "yes"), (unlisted, "no")]:
+        conv = example_report.conversation.copy().add_user(binary_question(label))
+        answer = mini.generate(conv, tokens, max_new_tokens=10)
+        assert expected in answer.lower(), (label, answer)

@@ -1015,7 +1015,7 @@ class RadialogModel(nn.Module):
                 best_text,
                 findings,
                 lambda labels: self.finding_sentences(
-                    labels, image_tokens if with_image else None, do_sample=do_sample
+                    labels, image_tokens if with_image else None, do_sample=do_sample, **generation
                 ),
                 self.labeler,
             )

@@ -211,7 +211,9 @@ function renderConsistency(c) {
   if (c.repaired) {
     const note = document.createElement("div");
     note.className = "repaired";
-    note.textContent = "The first draft disagreed with the findings list and was repaired automatically.";
+    note.textContent = c.repair_method === "sentences"
+      ? "The first draft disagreed with the findings list and was repaired automatically, sentence by sentence (what changed is listed below)."
+      : "The first draft disagreed with the findings list and was repaired automatically by a correction turn.";
     const details = document.createElement("details");
     const summary = document.createElement("summary");
     summary.textContent = "Show the first draft";
