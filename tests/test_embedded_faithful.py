@@ -52,7 +52,14 @@ def _report_turn(listed):
         ["Pleural Effusion"],
         ["Pneumothorax"],
         [],
-        ["Support Devices"],
+        pytest.param(
+            ["Support Devices"],
+            marks=pytest.mark.xfail(
+                strict=True,
+                reason="text-only, this model writes pneumonia for a support-devices list, and "
+                "its one-finding report names no device either (model card)",
+            ),
+        ),
         ["Atelectasis", "Pneumothorax"],
         ["Cardiomegaly", "Edema", "Pleural Effusion"],
     ],
