@@ -41,8 +41,9 @@ class Splice:
         return out
 
 
-def _positives(labels: Mapping[str, Any]) -> set[str]:
-    return {n for n, v in labels.items() if v == 1 and n != NO_FINDING}
+def _findings(result: Any) -> set[str]:
+    """The findings a labelled sentence states (`LabelResult.positives`, No Finding left out)."""
+    return set(result.positives()) - {NO_FINDING}
 
 
 def finding_sentence(text: str, label: str, labeler: Any) -> str | None:
@@ -52,7 +53,7 @@ def finding_sentence(text: str, label: str, labeler: Any) -> str | None:
     if not sentences:
         return None
     for sentence, result in zip(sentences, labeler.label(sentences), strict=True):
-        if _positives(result.labels) == {label}:
+        if _findings(result) == {label}:
             return sentence
     return None
 
@@ -73,7 +74,7 @@ def splice_report(
     kept: list[tuple[str, set[str]]] = []
     dropped: list[str] = []
     for sentence, result in zip(sentences, results, strict=True):
-        positives = _positives(result.labels)
+        positives = _findings(result)
         negates_listed = any(result.labels.get(n) == 0 for n in wanted)
         if positives - set(wanted) or negates_listed:
             dropped.append(sentence)
